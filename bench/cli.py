@@ -1,0 +1,176 @@
+"""``clusterbench`` command line: run, list, report, ui.
+
+Exit status: 0 every cell succeeded, 1 some cell failed, 2 usage or configuration error.
+User mistakes print one line (``clusterbench: error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _results_dir(args) -> Path:
+    return Path(args.results or os.environ.get("CLUSTERBENCH_RESULTS", "results")).expanduser().resolve()
+
+
+def _tracking_uri(args) -> str | None:
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clusterbench", description="Benchmark harness for unsupervised image clustering.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite (default: the bundled quick suite) or a grid given with -d/-e/-c")
+    run.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name (quick, fashion, seeds)")
+    run.add_argument("-d", "--dataset", action="append", default=[], metavar="SPEC", help="dataset spec, repeatable")
+    run.add_argument("-e", "--embedder", action="append", default=[], metavar="SPEC", help="embedder spec, repeatable")
+    run.add_argument("-c", "--clusterer", action="append", default=[], metavar="SPEC", help="clusterer spec, repeatable")
+    run.add_argument("--k", help="K for every cell: an integer, 'auto' (Optuna) or 'semantic'")
+    run.add_argument("--seed", type=int, action="append", help="seed (repeatable; overrides the suite's seeds)")
+    run.add_argument("--reduce", help="reducer before clustering, e.g. pca=256,whiten=true,l2=true")
+    run.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite store in the results directory)")
+    run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite:///RESULTS/optuna.db)")
+    run.add_argument("--json", metavar="PATH", help="write a machine-readable summary of every cell")
+    run.add_argument("--force", action="store_true", help="recompute cells, embeddings and studies already done")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    lst = sub.add_parser("list", help="list datasets, embedders, clusterers with their parameters")
+    lst.add_argument("what", nargs="?", choices=["datasets", "embedders", "clusterers"])
+    lst.add_argument("pattern", nargs="?", default="*", help="glob on names")
+
+    rep = sub.add_parser("report", help="print a Markdown leaderboard from the MLflow store")
+    rep.add_argument("--suite", help="only this suite's experiment")
+    rep.add_argument("--results", help="results directory")
+    rep.add_argument("--tracking-uri")
+    rep.add_argument("--sort", default="nmi", help="metric to sort by (default nmi)")
+    rep.add_argument("--output", "-o", help="also write the Markdown to this file")
+
+    ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
+    ui.add_argument("--results", help="results directory")
+    ui.add_argument("--tracking-uri")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000)
+    return parser
+
+
+def cmd_run(args) -> int:
+    from .reduce import Reducer
+    from .registry import Spec
+    from .report import print_table
+    from .runner import Runner
+    from .suite import Suite, load_suite, parse_k
+
+    grid = args.dataset or args.embedder or args.clusterer
+    if grid and args.suite:
+        raise UserError("give either a suite file or -d/-e/-c specs, not both")
+    if grid:
+        missing = [flag for flag, v in (("-d", args.dataset), ("-e", args.embedder), ("-c", args.clusterer)) if not v]
+        if missing:
+            raise UserError(f"a grid needs at least one of each of -d, -e, -c; missing {' '.join(missing)}")
+        suite = Suite(name="cli", datasets=[Spec.parse(s) for s in args.dataset],
+                      embedders=[Spec.parse(s) for s in args.embedder],
+                      clusterers=[Spec.parse(s) for s in args.clusterer], source="command line")
+    else:
+        from .suite import default_suite_path
+
+        suite = load_suite(args.suite or default_suite_path())
+    if args.k is not None:
+        suite.k = parse_k(args.k)
+    if args.seed:
+        suite.seeds = list(dict.fromkeys(args.seed))
+    if args.reduce:
+        suite.reduce = Reducer.parse(args.reduce)
+    if args.json:
+        _check_writable(Path(args.json))
+
+    runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
+                    optuna_storage=args.optuna_storage)
+    results = runner.run(suite)
+    print_table(results)
+    if args.json:
+        from .atomic import write_json
+
+        write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results]})
+    return EXIT_OK if all(r.status == "ok" for r in results) else EXIT_CELL_FAILED
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.expanduser().resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"--json {path}: directory {parent} does not exist or is not writable")
+
+
+def cmd_list(args) -> int:
+    from .runner import registries
+
+    kinds = dict(zip(("datasets", "embedders", "clusterers"), registries(), strict=True))
+    for kind, registry in kinds.items():
+        if args.what and kind != args.what:
+            continue
+        print(f"{kind}:")
+        for name in registry.list(args.pattern):
+            params = []
+            for p, default in registry.parameters(name).items():
+                params.append(p if default is inspect.Parameter.empty else f"{p}={default}")
+            doc = (inspect.getdoc(registry.get(name)) or "").splitlines()
+            print(f"  {name:<20} {', '.join(params)}")
+            if doc and doc[0]:
+                print(f"  {'':<20} {doc[0]}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .report import leaderboard
+    from .tracking import default_tracking_uri
+
+    uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
+    text = leaderboard(uri, suite=args.suite, sort=args.sort)
+    print(text)
+    if args.output:
+        from .atomic import atomic_file
+
+        with atomic_file(args.output, "w") as f:
+            f.write(text + "\n")
+    return EXIT_OK
+
+
+def cmd_ui(args) -> int:
+    from .tracking import default_tracking_uri
+
+    results = _results_dir(args)
+    uri = _tracking_uri(args) or default_tracking_uri(results)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    if uri.startswith("sqlite:"):
+        cmd += ["--default-artifact-root", (results / "mlartifacts").as_uri()]
+    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}", file=sys.stderr)
+    os.execv(sys.executable, cmd)
+    return EXIT_OK  # not reached
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"clusterbench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("clusterbench: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

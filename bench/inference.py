@@ -1,0 +1,186 @@
+"""The one forward-pass path every torch embedder (and DeepCluster's feature pass) uses.
+
+It owns device and precision choice, channels_last, batching (with back-off on CUDA OOM),
+optional torch.compile, ``inference_mode``, a progress bar and honest throughput: warm-up
+batches are excluded and CUDA work is synchronised before the clock stops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UserError
+from .perf import cuda_sync, peak_host_memory_mb
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={device}: CUDA is not available on this machine (use device=cpu or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"device={device!r}: expected auto, cpu or cuda[:N]")
+    return device
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    import torch
+
+    if precision not in PRECISIONS:
+        raise UserError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        if precision == "fp16" and device == "cpu":
+            raise UserError("precision=fp16 is for CUDA; on the CPU use bf16 or fp32")
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def _autocast(device: str, precision: str):
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+@dataclass
+class InferenceResult:
+    outputs: list[np.ndarray]
+    stats: dict = field(default_factory=dict)
+
+
+class _TransformedImages:
+    """torch Dataset view of ImageData: uint8 HWC -> CHW tensor (gray -> RGB) -> transform."""
+
+    def __init__(self, data, transform, rgb: bool):
+        self.data, self.transform, self.rgb = data, transform, rgb
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        import torch
+
+        img = torch.from_numpy(np.ascontiguousarray(self.data.image(i))).permute(2, 0, 1)
+        if self.rgb and img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        return self.transform(img) if self.transform is not None else img.float() / 255.0
+
+
+def run_inference(
+    model,
+    data,
+    transform,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | str = "auto",
+    channels_last: bool = True,
+    compile: bool = False,
+    num_workers: int | None = None,
+    rgb: bool = True,
+    progress: bool = True,
+    desc: str = "embed",
+) -> InferenceResult:
+    """Run ``model`` over every image of ``data``; return its outputs (a tensor or tuple of them).
+
+    ``stats`` holds seconds, images_per_s (warm-up batch excluded), device, precision,
+    batch_size, peak host memory and, on CUDA, GPU peak memory and name.
+    """
+    import torch
+
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    on_cuda = device.startswith("cuda")
+    model = model.eval().to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    runner = torch.compile(model) if compile else model
+    if num_workers is None:
+        num_workers = 4 if on_cuda else 0  # 2-core CPUs: workers would steal cores from the model
+    size = (256 if on_cuda else 32) if batch_size == "auto" else int(batch_size)
+    if size < 1:
+        raise UserError(f"batch_size={batch_size}: must be a positive integer or auto")
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    images = _TransformedImages(data, transform, rgb)
+    while True:
+        try:
+            outputs, timing = _loop(runner, images, size, device, precision, channels_last, num_workers, progress, desc)
+            break
+        except torch.cuda.OutOfMemoryError:
+            if batch_size != "auto" or size == 1:
+                raise
+            size //= 2
+            torch.cuda.empty_cache()
+    stats = {
+        "device": device,
+        "precision": precision,
+        "batch_size": size,
+        "channels_last": channels_last,
+        "compile": compile,
+        "peak_host_memory_mb": peak_host_memory_mb(),
+        **timing,
+    }
+    if on_cuda:
+        stats["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        stats["gpu_name"] = torch.cuda.get_device_name(device)
+    return InferenceResult(outputs, stats)
+
+
+def _loop(model, images, batch_size, device, precision, channels_last, num_workers, progress, desc):
+    import torch
+    from tqdm.auto import tqdm
+
+    loader = torch.utils.data.DataLoader(
+        images,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.startswith("cuda"),
+    )
+    chunks: list[list] = []
+    n = len(images)
+    warm_images, warm_seconds = 0, 0.0
+    start = time.perf_counter()
+    with torch.inference_mode(), _autocast(device, precision):
+        for b, batch in enumerate(tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)):
+            batch = batch.to(device, non_blocking=True)
+            if channels_last and batch.ndim == 4:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            out = model(batch)
+            out = out if isinstance(out, tuple | list) else (out,)
+            chunks.append([o.float().cpu() for o in out])
+            if b == 0:
+                cuda_sync(device)
+                warm_images, warm_seconds = len(batch), time.perf_counter() - start
+    cuda_sync(device)
+    seconds = time.perf_counter() - start
+    steady_images, steady_seconds = n - warm_images, seconds - warm_seconds
+    if steady_images > 0 and steady_seconds > 0:
+        rate = steady_images / steady_seconds
+    else:  # a single batch: nothing to exclude
+        rate = n / seconds if seconds > 0 else float("nan")
+    outputs = [torch.cat([c[i] for c in chunks]).numpy() for i in range(len(chunks[0]))] if chunks else []
+    return outputs, {"seconds": seconds, "images_per_s": rate, "warmup_seconds": warm_seconds}

@@ -1,0 +1,40 @@
+"""How a cell gets its K: given, the number of classes, Optuna, or label semantics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UserError
+
+
+@dataclass
+class KChoice:
+    overrides: dict = field(default_factory=dict)  # passed to the clusterer's constructor
+    params: dict = field(default_factory=dict)  # recorded with the cell (k, k_source, ...)
+
+
+def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice:
+    name = cell.clusterer.name
+    given = cell.clusterer.params.get("k", cell.k)
+    takes_k = clusterers.accepts(name, "k")
+    if given == "auto":
+        from .tuning import tune_cell
+
+        return tune_cell(cell, data, X, clusterers, **tuning_context)
+    if given == "semantic":
+        if not takes_k:
+            raise UserError(f"k=semantic: clusterer {name!r} does not take a K")
+        from .semantic_k import semantic_k
+
+        return semantic_k(cell, data, embedding, **tuning_context)
+    if not takes_k:
+        # Density clusterers find K themselves; the grid's K is not theirs to use.
+        return KChoice(params={"k": None, "k_source": "clusterer"})
+    if given is not None:
+        source = "spec" if "k" in cell.clusterer.params else "given"
+        return KChoice(overrides={"k": given}, params={"k": given, "k_source": source})
+    if data.labels is None:
+        raise UserError(f"dataset {cell.dataset} has no labels, so K cannot default to the number of classes: "
+                        "give --k N, --k auto (Optuna) or k= in the clusterer spec")
+    k = data.n_classes
+    return KChoice(overrides={"k": k}, params={"k": k, "k_source": "classes"})

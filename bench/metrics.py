@@ -1,0 +1,93 @@
+"""Clustering quality as pure functions of (features, assignments, truth).
+
+Noise rule (HDBSCAN's -1): external metrics are computed on *all* points with every noise
+point counted as one extra "noise" group, so discarding data is never rewarded; the same
+metrics on clustered points only carry the suffix ``_clustered``. Internal metrics use
+clustered points only (a "noise cluster" has no centre or cohesion).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as skm
+
+NMI_AVERAGE = "arithmetic"  # sklearn's default since 0.22; fixed here and recorded with results
+SILHOUETTE_EXACT_MAX = 10_000  # above this many points silhouette is estimated on a sample
+
+EXTERNAL = ("nmi", "ami", "ari", "acc", "purity")
+INTERNAL = ("silhouette", "calinski_harabasz", "davies_bouldin")
+LABEL_METRICS = frozenset(EXTERNAL) | {f"{m}_clustered" for m in EXTERNAL}
+
+
+def unsupervised_accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Best one-to-one matching of clusters to classes (Hungarian on the contingency table).
+
+    Works for any number of clusters: with more clusters than classes the extra clusters
+    count as wrong, as in the papers that report ACC.
+    """
+    table = skm.cluster.contingency_matrix(truth, pred)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / len(truth))
+
+
+def purity(truth: np.ndarray, pred: np.ndarray) -> float:
+    table = skm.cluster.contingency_matrix(truth, pred)
+    return float(table.max(axis=0).sum() / len(truth))
+
+
+def external_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {
+        "nmi": float(skm.normalized_mutual_info_score(truth, pred, average_method=NMI_AVERAGE)),
+        "ami": float(skm.adjusted_mutual_info_score(truth, pred, average_method=NMI_AVERAGE)),
+        "ari": float(skm.adjusted_rand_score(truth, pred)),
+        "acc": unsupervised_accuracy(truth, pred),
+        "purity": purity(truth, pred),
+    }
+
+
+def internal_metrics(X: np.ndarray, pred: np.ndarray, sample_size: int = SILHOUETTE_EXACT_MAX, seed: int = 0) -> dict:
+    """Silhouette (exact up to ``sample_size`` points, sampled above), Calinski-Harabasz,
+    Davies-Bouldin. All None when fewer than two clusters (or too few points) remain."""
+    out: dict = dict.fromkeys(INTERNAL)
+    out["silhouette_sample_size"] = None
+    n_clusters = len(np.unique(pred))
+    if n_clusters < 2 or n_clusters >= len(pred):
+        return out
+    exact = len(pred) <= sample_size
+    out["silhouette"] = float(
+        skm.silhouette_score(X, pred, sample_size=None if exact else sample_size, random_state=seed)
+    )
+    out["silhouette_sample_size"] = len(pred) if exact else sample_size
+    out["calinski_harabasz"] = float(skm.calinski_harabasz_score(X, pred))
+    out["davies_bouldin"] = float(skm.davies_bouldin_score(X, pred))
+    return out
+
+
+def cluster_stats(pred: np.ndarray) -> dict:
+    clustered = pred[pred >= 0]
+    sizes = np.bincount(clustered) if len(clustered) else np.zeros(0, int)
+    sizes = sizes[sizes > 0]
+    return {
+        "n_clusters": int(len(sizes)),
+        "noise_fraction": float(np.mean(pred < 0)) if len(pred) else 0.0,
+        "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+        "smallest_cluster": int(sizes.min()) if len(sizes) else 0,
+    }
+
+
+def score(X: np.ndarray, pred: np.ndarray, truth: np.ndarray | None, sample_size: int = SILHOUETTE_EXACT_MAX, seed: int = 0) -> dict:
+    """Every metric for one assignment; label metrics are None (not invented) without truth."""
+    pred = np.asarray(pred)
+    noise = pred < 0
+    out: dict = cluster_stats(pred)
+    if truth is not None:
+        truth = np.asarray(truth)
+        grouped = np.where(noise, pred.max(initial=-1) + 1, pred)  # all noise -> one extra group
+        out.update(external_metrics(truth, grouped))
+        if noise.any() and (~noise).any():
+            out.update({f"{k}_clustered": v for k, v in external_metrics(truth[~noise], pred[~noise]).items()})
+    else:
+        out.update(dict.fromkeys(EXTERNAL))
+    out.update(internal_metrics(X[~noise], pred[~noise], sample_size=sample_size, seed=seed))
+    return out

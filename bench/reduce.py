@@ -1,0 +1,67 @@
+"""Optional per-cell reduction before clustering: PCA (optionally whitened) then L2 rows.
+
+This is DeepCluster's preprocessing (PCA-256, whitening, L2) and HDBSCAN's remedy for wide
+inputs. faiss does the PCA (fast, float32); sklearn is the alternative backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+
+
+@dataclass
+class Reducer:
+    pca: int | None = None  # target dimension; None keeps the features' dimension
+    whiten: bool = False
+    l2: bool = False
+    backend: str = "faiss"
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> Reducer | None:
+        """``pca=256,whiten=true,l2=true`` (the spec-parameter syntax), or None/'none'."""
+        if text is None or str(text).strip().lower() in ("", "none"):
+            return None
+        from .registry import Spec
+
+        params = Spec.parse(f"reduce:{text}").params
+        unknown = set(params) - {"pca", "whiten", "l2", "backend"}
+        if unknown:
+            raise UserError(f"unknown reducer parameter(s) {sorted(unknown)} in {text!r}; valid: pca, whiten, l2, backend")
+        return cls(**params)
+
+    def describe(self) -> str:
+        parts = [f"pca={self.pca}"] if self.pca else []
+        parts += ["whiten=true"] * self.whiten + ["l2=true"] * self.l2
+        if self.pca and self.backend != "faiss":
+            parts.append(f"backend={self.backend}")
+        return ",".join(parts) or "none"
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if self.pca:
+            if self.pca > min(X.shape):
+                raise UserError(f"reducer pca={self.pca}: more than min(N, D) = {min(X.shape)} of these features")
+            X = self._pca(X)
+        if self.l2:
+            norms = np.linalg.norm(X, axis=1, keepdims=True)
+            X = X / np.maximum(norms, 1e-12)
+        return X
+
+    def _pca(self, X: np.ndarray) -> np.ndarray:
+        if self.backend == "sklearn":
+            from sklearn.decomposition import PCA
+
+            return PCA(self.pca, whiten=self.whiten, random_state=self.seed).fit_transform(X).astype(np.float32)
+        if self.backend != "faiss":
+            raise UserError(f"reducer backend={self.backend!r}: expected faiss or sklearn")
+        import faiss
+
+        # eigen_power -0.5 whitens, as DeepCluster does.
+        pca = faiss.PCAMatrix(X.shape[1], self.pca, -0.5 if self.whiten else 0.0)
+        pca.train(X)
+        return pca.apply(X)

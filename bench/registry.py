@@ -1,0 +1,137 @@
+"""One registry type for datasets, embedders and clusterers.
+
+Entries register with a decorator in their own file; a *spec string* names an entry and its
+parameters: ``name`` or ``name:key=value,key=value``. Parameters are the keyword arguments of
+the entry's ``__init__`` (scikit-learn style), so the signature is the single source of truth.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+
+
+def parse_value(text: str) -> Any:
+    """Spec values are typed by their look: int, float, bool, none, else a string."""
+    low = text.strip().lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec string: the entry name and the parameters given explicitly."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | Spec) -> Spec:
+        if isinstance(text, Spec):
+            return text
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"empty spec {text!r}: expected 'name' or 'name:key=value,...'")
+        name, _, rest = text.strip().partition(":")
+        params: dict[str, Any] = {}
+        for item in filter(None, (p.strip() for p in rest.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise UserError(f"malformed parameter {item!r} in spec {text!r}: expected key=value")
+            params[key.strip()] = parse_value(value)
+        return cls(name.strip(), params)
+
+    def with_params(self, **extra: Any) -> Spec:
+        return Spec(self.name, {**self.params, **extra})
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.name
+        body = ",".join(f"{k}={format_value(v)}" for k, v in sorted(self.params.items()))
+        return f"{self.name}:{body}"
+
+
+def _closest(word: str, choices) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class Registry:
+    """Name -> class, with spec parsing and parameter validation."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, type] = {}
+
+    def register(self, name: str):
+        def decorator(cls: type) -> type:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            cls.registry_name = name
+            self._entries[name] = cls
+            return cls
+
+        return decorator
+
+    def list(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def get(self, name: str) -> type:
+        try:
+            return self._entries[name]
+        except KeyError:
+            valid = ", ".join(self.list())
+            raise UserError(f"unknown {self.kind} {name!r}{_closest(name, self._entries)}; valid: {valid}") from None
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """Parameter name -> default (``inspect.Parameter.empty`` when required)."""
+        sig = inspect.signature(self.get(name).__init__)
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    def accepts(self, name: str, param: str) -> bool:
+        return param in self.parameters(name)
+
+    def validate(self, spec: str | Spec) -> Spec:
+        spec = Spec.parse(spec)
+        allowed = self.parameters(spec.name)
+        for key in spec.params:
+            if key not in allowed:
+                valid = ", ".join(allowed) or "none"
+                raise UserError(
+                    f"unknown parameter {key!r} for {self.kind} {spec.name!r}{_closest(key, allowed)}; valid: {valid}"
+                )
+        missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in spec.params]
+        if missing:
+            raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")
+        return spec
+
+    def create(self, spec: str | Spec, **overrides: Any):
+        spec = self.validate(spec)
+        params = {**spec.params, **overrides}
+        return self.get(spec.name)(**params)

@@ -1,0 +1,296 @@
+"""The suite runner: expands cells, embeds each (dataset, embedder) once, clusters, scores,
+tracks, and isolates failures so one bad cell never costs the others."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from .cache import EmbeddingCache, embedding_key
+from .environment import git_commit, library_versions
+from .errors import UserError
+from .kchoice import resolve_k
+from .perf import peak_host_memory_mb
+from .seeding import seed_everything
+from .suite import Cell, Suite
+from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, default_tracking_uri
+
+JSON_METRICS = ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
+                "n_clusters", "noise_fraction", "embed_seconds", "throughput_img_per_s", "cluster_seconds")
+
+
+def registries():
+    from .datasets import DATASETS
+    from .methods.clusterers import CLUSTERERS
+    from .methods.embedders import EMBEDDERS
+
+    return DATASETS, EMBEDDERS, CLUSTERERS
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    status: str = "ok"
+    error: str | None = None
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    run_id: str | None = None
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        metrics = {k: self.metrics.get(k) for k in JSON_METRICS}
+        metrics.update({k: v for k, v in self.metrics.items() if k not in metrics})
+        return {
+            "key": self.cell.key,
+            "dataset": str(self.cell.dataset),
+            "embedder": str(self.cell.embedder),
+            "clusterer": str(self.cell.clusterer),
+            "status": self.status,
+            "error": self.error,
+            "cached": self.cached,
+            "params": self.params,
+            "metrics": metrics,
+            "mlflow_run_id": self.run_id,
+        }
+
+
+def validate_cells(cells: list[Cell]) -> None:
+    """Every name and parameter is checked before anything runs (a typo costs nothing)."""
+    datasets, embedders, clusterers = registries()
+    for cell in cells:
+        datasets.validate(cell.dataset)
+        embedders.validate(cell.embedder)
+        clusterers.validate(cell.clusterer)
+        k = cell.clusterer.params.get("k", cell.k)
+        if isinstance(k, int) and k < 2:
+            raise UserError(f"k={k}: K must be at least 2 (cell {cell.key})")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class Runner:
+    def __init__(self, results_dir: str | Path = "results", tracking_uri: str | None = None, force: bool = False,
+                 progress: bool = True, log=None, optuna_storage: str | None = None):
+        self.results_dir = Path(results_dir).resolve()
+        self.tracking_uri = tracking_uri
+        self.force = force
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.optuna_storage = optuna_storage
+        self.cache = EmbeddingCache(self.results_dir / "cache" / "embeddings")
+        self._data: dict[str, object] = {}
+        self._embeddings: dict[tuple[str, str], object] = {}
+
+    # -- setup ------------------------------------------------------------------------------------
+    def _prepare_results_dir(self) -> None:
+        try:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.results_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise UserError(f"results directory {self.results_dir} is not writable: {e.strerror}") from None
+
+    def run(self, suite: Suite) -> list[CellResult]:
+        cells = suite.cells()
+        validate_cells(cells)
+        self._prepare_results_dir()
+        uri = self.tracking_uri or default_tracking_uri(self.results_dir)
+        tracker = Tracker(uri, f"clusterbench/{suite.name}", self.results_dir / "mlartifacts")
+        closed = tracker.close_orphans()
+        if closed:
+            self.log(f"marked {len(closed)} run(s) left RUNNING by a killed process as KILLED")
+        done = {} if self.force else tracker.finished_cells()
+        parent = tracker.start_run(f"{suite.name}", {ROLE_TAG: "suite", "suite_file": suite.source,
+                                                     "git_commit": git_commit()})
+        tracker.log_params(parent, {"suite": suite.name, "n_cells": len(cells), "seeds": suite.seeds,
+                                    "results_dir": str(self.results_dir)})
+        results: list[CellResult] = []
+        status = "FAILED"
+        try:
+            for i, cell in enumerate(cells, 1):
+                prior = done.get(cell.key)
+                if prior is not None:
+                    result = CellResult(cell, params=dict(prior.data.params), metrics=dict(prior.data.metrics),
+                                        run_id=prior.info.run_id, cached=True)
+                    self.log(f"[{i}/{len(cells)}] {cell.key}: finished earlier (run {prior.info.run_id[:8]}), skipped")
+                else:
+                    result = self.run_cell(cell, tracker, parent, suite)
+                    self.log(f"[{i}/{len(cells)}] {cell.key}: {self._summary(result)}")
+                results.append(result)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            ok = sum(r.status == "ok" for r in results)
+            tracker.log_metrics(parent, {"cells_ok": ok, "cells_failed": len(results) - ok})
+            tracker.log_json(parent, "summary.json", {"cells": [r.to_json() for r in results]})
+            tracker.end_run(parent, status)
+        return results
+
+    @staticmethod
+    def _summary(r: CellResult) -> str:
+        if r.status != "ok":
+            return f"FAILED: {r.error}"
+        m = r.metrics
+        parts = [f"k={r.params.get('k')}"]
+        parts += [f"{k}={m[k]:.3f}" for k in ("nmi", "silhouette") if m.get(k) is not None]
+        return "ok " + " ".join(parts)
+
+    # -- one cell ---------------------------------------------------------------------------------
+    def run_cell(self, cell: Cell, tracker: Tracker, parent: str, suite: Suite) -> CellResult:
+        result = CellResult(cell)
+        tags = {ROLE_TAG: "cell", CELL_KEY_TAG: cell.key, "dataset": str(cell.dataset), "embedder": str(cell.embedder),
+                "clusterer": str(cell.clusterer), "git_commit": git_commit(),
+                **{f"version.{k}": v for k, v in library_versions().items()}}
+        run_id = tracker.start_run(f"{cell.dataset.name}/{cell.embedder.name}/{cell.clusterer.name}", tags, parent)
+        result.run_id = run_id
+        try:
+            self._execute(cell, result, tracker, run_id)
+        except KeyboardInterrupt:
+            tracker.set_tags(run_id, {REASON_TAG: "interrupted"})
+            tracker.end_run(run_id, "KILLED")
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolation: any failure stays inside its cell
+            result.status, result.error = "failed", _reason(exc)
+            tracker.set_tags(run_id, {REASON_TAG: result.error})
+            if not isinstance(exc, UserError):
+                tracker.log_text(run_id, "traceback.txt", traceback.format_exc())
+            tracker.end_run(run_id, "FAILED")
+            return result
+        tracker.end_run(run_id, "FINISHED")
+        return result
+
+    def _execute(self, cell: Cell, result: CellResult, tracker: Tracker, run_id: str) -> None:
+        datasets, embedders, clusterers = registries()
+        data = self._dataset(cell)
+        embedding, embed_seconds, cached = self._embedding(cell, data)
+        seed_everything(cell.seed)
+        X = embedding.features
+        if cell.reduce is not None:
+            X = cell.reduce.fit_transform(X)
+
+        params = {f"dataset.{k}": v for k, v in cell.dataset.params.items()}
+        params.update({f"embedder.{k}": v for k, v in cell.embedder.params.items()})
+        params.update({f"clusterer.{k}": v for k, v in cell.clusterer.params.items()})
+        params.update({
+            "dataset": str(cell.dataset), "embedder": str(cell.embedder), "clusterer": str(cell.clusterer),
+            "seed": cell.seed, "reducer": cell.reduce.describe() if cell.reduce else "none",
+            "precision": embedding.info.get("precision"), "weights": embedding.info.get("weights"),
+            "device": embedding.info.get("device"), "n_images": len(data), "feature_dim": int(X.shape[1]),
+            "n_classes": data.n_classes, "nmi_average": M.NMI_AVERAGE,
+        })
+
+        overrides = {}
+        if clusterers.accepts(cell.clusterer.name, "seed") and "seed" not in cell.clusterer.params:
+            overrides["seed"] = cell.seed
+        choice = resolve_k(cell, data, X, embedding, clusterers, tracker=tracker, run_id=run_id,
+                           results_dir=self.results_dir, storage=self.optuna_storage)
+        overrides.update(choice.overrides)
+        params.update(choice.params)
+        result.params = params
+        tracker.log_params(run_id, params)
+
+        clusterer = clusterers.create(cell.clusterer, **overrides)
+        start = time.perf_counter()
+        if getattr(clusterer, "needs_context", False):
+            labels = clusterer.fit_predict(X, context=self._context(cell, data, tracker, run_id))
+        else:
+            labels = clusterer.fit_predict(X)
+        cluster_seconds = time.perf_counter() - start
+
+        scored = M.score(X, labels, data.labels, seed=cell.seed)
+        info = getattr(clusterer, "info_", {}) or {}
+        scored.update({f"cluster.{k}": v for k, v in info.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+        for name, extra in (getattr(clusterer, "extra_assignments_", None) or {}).items():
+            extra_X = getattr(clusterer, "extra_features_", {}).get(name, X)
+            scored.update({f"{name}.{k}": v for k, v in M.score(extra_X, extra, data.labels, seed=cell.seed).items()})
+        scored.update({
+            "embed_seconds": embed_seconds,
+            "embed_cached": float(cached),
+            "throughput_img_per_s": embedding.info.get("images_per_s"),
+            "cluster_seconds": cluster_seconds,
+            "peak_host_memory_mb": peak_host_memory_mb(),
+            **{k: v for k, v in embedding.info.items() if k in ("gpu_peak_memory_mb", "flops_per_image", "gflops_per_s")},
+        })
+        result.metrics = scored
+        tracker.log_metrics(run_id, scored)
+        tracker.set_tags(run_id, {"device": embedding.info.get("device"), "k_source": choice.params.get("k_source")})
+        tracker.log_json(run_id, "metrics.json", scored)
+        tracker.log_json(run_id, "embedding_info.json", embedding.info)
+        columns = [np.arange(len(labels)), labels] + ([data.labels] if data.labels is not None else [])
+        header = "index,cluster" + (",label" if data.labels is not None else "")
+        tracker.log_array_csv(run_id, "assignments.csv", header, columns)
+
+    # -- shared stages (computed once, reused across cells) ---------------------------------------
+    def _dataset(self, cell: Cell):
+        key = str(cell.dataset)
+        if key not in self._data:
+            datasets, _, _ = registries()
+            try:
+                self._data[key] = datasets.create(cell.dataset).load()
+            except Exception as exc:  # noqa: BLE001 - remembered so other cells fail fast with the same reason
+                self._data[key] = exc
+        value = self._data[key]
+        if isinstance(value, Exception):
+            raise value
+        if len(value) == 0:
+            raise UserError(f"dataset {key}: no images")
+        return value
+
+    def _embedding(self, cell: Cell, data):
+        key = (str(cell.dataset), str(cell.embedder))
+        if key not in self._embeddings:
+            try:
+                self._embeddings[key] = self._compute_embedding(cell, data)
+            except Exception as exc:  # noqa: BLE001
+                self._embeddings[key] = exc
+        value = self._embeddings[key]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def _compute_embedding(self, cell: Cell, data):
+        from .methods.embedders.base import Embedding
+
+        _, embedders, _ = registries()
+        embedder = embedders.create(cell.embedder)
+        if hasattr(embedder, "set_work_dir"):
+            embedder.set_work_dir(self.results_dir / "cache")
+        cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
+        start = time.perf_counter()
+        hit = None if self.force else self.cache.load(cache_key)
+        if hit is not None:
+            features, logits, info = hit
+            return Embedding(features, info, logits), time.perf_counter() - start, True
+        wants_logits = cell.k == "semantic" or cell.clusterer.params.get("k") == "semantic"
+        embedding = embedder.embed(data, with_logits=True) if wants_logits else embedder.embed(data)
+        features = np.ascontiguousarray(embedding.features, dtype=np.float32)
+        if features.ndim != 2 or len(features) != len(data):
+            raise UserError(f"embedder {cell.embedder}: returned shape {features.shape} for {len(data)} images")
+        embedding.features = features
+        self.cache.store(cache_key, features, embedding.logits, embedding.info)
+        return embedding, time.perf_counter() - start, False
+
+    def _context(self, cell: Cell, data, tracker: Tracker, run_id: str):
+        from .methods.clusterers.base import ClusterContext
+
+        return ClusterContext(
+            data=data,
+            work_dir=str(self.results_dir / "cache" / "deepcluster"),
+            seed=cell.seed,
+            log_metrics=lambda metrics, step: tracker.log_metrics(run_id, metrics, step=step),
+            log_figure=lambda figure, name: tracker.log_figure(run_id, figure, name),
+        )

@@ -1,0 +1,93 @@
+"""What every dataset returns, and the helpers they share (limit, fingerprint)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clusterbench.errors import DataError
+from clusterbench.registry import Registry
+
+DATASETS = Registry("dataset")
+
+
+@dataclass
+class ImageData:
+    """Images as uint8 HWC arrays (one stacked array, or a list when sizes differ).
+
+    ``labels`` are integer class ids (or None when unlabeled); ``fingerprint`` identifies the
+    exact content read plus the selection (split/limit/seed), so caches can key on it.
+    """
+
+    images: np.ndarray | list
+    labels: np.ndarray | None
+    class_names: list[str] | None
+    fingerprint: str
+    name: str = ""
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_classes(self) -> int | None:
+        if self.labels is None:
+            return None
+        return int(len(np.unique(self.labels)))
+
+    def image(self, i: int) -> np.ndarray:
+        """Image ``i`` as uint8 HWC with 1 or 3 channels."""
+        img = self.images[i]
+        return img if img.ndim == 3 else img[:, :, None]
+
+
+def content_hash(*parts) -> str:
+    """sha256 over arrays/bytes/strings, in order."""
+    h = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            h.update(b"<none>")
+        elif isinstance(part, np.ndarray):
+            h.update(str((part.dtype.str, part.shape)).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, bytes):
+            h.update(part)
+        else:
+            h.update(str(part).encode())
+    return h.hexdigest()[:16]
+
+
+def select_subset(n: int, labels: np.ndarray | None, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of at most ``limit`` items; stratified by label when labels exist. Sorted."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if limit < 1:
+        raise DataError(f"limit={limit}: must be a positive number of images")
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.choice(n, size=limit, replace=False))
+    from sklearn.model_selection import train_test_split
+
+    classes, counts = np.unique(labels, return_counts=True)
+    if limit < len(classes) or counts.min() < 2:
+        # Too small to keep every class: fall back to a plain random sample.
+        return np.sort(rng.choice(n, size=limit, replace=False))
+    idx, _ = train_test_split(np.arange(n), train_size=limit, stratify=labels, random_state=seed)
+    return np.sort(idx)
+
+
+def finish(name: str, images, labels, class_names, source_hash: str, limit, seed, **selection) -> ImageData:
+    """Apply ``limit``/``seed`` and build the fingerprint from content + selection."""
+    labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+    idx = select_subset(len(images), labels, limit, seed)
+    if isinstance(images, np.ndarray):
+        images = images[idx]
+    else:
+        images = [images[i] for i in idx]
+    if labels is not None:
+        labels = labels[idx]
+    sel = ",".join(f"{k}={v}" for k, v in sorted(selection.items()))
+    fingerprint = content_hash(name, source_hash, sel, f"limit={limit}", f"seed={seed}" if limit else "")
+    return ImageData(images, labels, class_names, fingerprint, name=name, info={"n": len(images), **selection})

@@ -1,0 +1,113 @@
+"""Images from a directory, in the ImageFolder layout.
+
+``root/<class>/.../*.png`` gives labelled images (classes are the sorted sub-folder names);
+images directly in ``root`` with no class sub-folders give an unlabelled set. Every image keeps
+its own size; files that cannot be decoded are skipped with a warning, or are an error with
+``strict=true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+
+import numpy as np
+
+from clusterbench.errors import DataError
+
+from .base import DATASETS, finish
+from .images import IMAGE_EXTENSIONS, decode_bytes, is_image_file
+
+
+def list_images(directory: str) -> list[str]:
+    """Image files under ``directory`` (recursive, hidden entries skipped), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith(".") and is_image_file(f)
+        )
+    return found
+
+
+def scan(root: str) -> tuple[list[str], list[int] | None, list[str] | None]:
+    """(files, class ids, class names) for ``root``; ids and names are None when unlabelled."""
+    subdirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    classes = {name: list_images(os.path.join(root, name)) for name in subdirs}
+    classes = {name: files for name, files in classes.items() if files}
+    top = [
+        os.path.join(root, e.name)
+        for e in sorted(os.scandir(root), key=lambda e: e.name)
+        if e.is_file() and not e.name.startswith(".") and is_image_file(e.name)
+    ]
+    if not classes:
+        return top, None, None
+    if top:
+        warnings.warn(
+            f"{root}: ignoring {len(top)} image(s) directly in the folder because it has class sub-folders",
+            stacklevel=3,
+        )
+    names = list(classes)
+    files = [f for name in names for f in classes[name]]
+    ids = [i for i, name in enumerate(names) for _ in classes[name]]
+    return files, ids, names
+
+
+@DATASETS.register("folder")
+class Folder:
+    def __init__(self, root: str, limit: int | None = None, seed: int = 0, strict: bool = False):
+        self.root = root
+        self.limit = limit
+        self.seed = seed
+        self.strict = strict
+
+    def load(self):
+        root = os.path.abspath(os.path.expanduser(str(self.root)))
+        if not os.path.exists(root):
+            raise DataError(f"folder: {root} does not exist")
+        if not os.path.isdir(root):
+            raise DataError(f"folder: {root} is not a directory")
+        files, ids, names = scan(root)
+        if not files:
+            raise DataError(f"folder: no images found in {root} (looked for {' '.join(IMAGE_EXTENSIONS)}, any case)")
+        images, kept, skipped, source_hash = self._read(root, files)
+        if not images:
+            raise DataError(f"folder: none of the {len(files)} image(s) in {root} could be read (first: {skipped[0]})")
+        labels = None if ids is None else [ids[i] for i in kept]
+        if len({img.shape for img in images}) == 1:
+            images = np.stack(images)
+        data = finish("folder", images, labels, names, source_hash, self.limit, self.seed)
+        data.info.update(root=root, skipped=skipped)
+        return data
+
+    def _read(self, root: str, files: list[str]):
+        """Decode every file; the hash covers each relative path and its bytes, readable or not."""
+        digest = hashlib.sha256()
+        images, kept, skipped = [], [], []
+        for i, path in enumerate(files):
+            raw, image, error = load_file(path)
+            digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\0")
+            digest.update(hashlib.sha256(raw).digest())
+            if error is None:
+                images.append(image)
+                kept.append(i)
+                continue
+            if self.strict:
+                raise error
+            warnings.warn(f"skipping unreadable image {error}", stacklevel=3)
+            skipped.append(str(error))
+        return images, kept, skipped, digest.hexdigest()[:16]
+
+
+def load_file(path: str) -> tuple[bytes, np.ndarray | None, DataError | None]:
+    """(bytes, image, None) or (bytes read so far, None, the reason it can't be used)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        return b"", None, DataError(f"{path}: cannot read file ({e.strerror or e})")
+    try:
+        return raw, decode_bytes(raw, path), None
+    except DataError as e:
+        return raw, None, e

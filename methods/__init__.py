@@ -1,0 +1,1 @@
+"""What is compared: embedders and clusterers."""

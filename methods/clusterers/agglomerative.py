@@ -1,0 +1,73 @@
+"""Agglomerative (hierarchical) clustering, exact up to a size, micro-clusters above it.
+
+The exact algorithm holds an N x N distance structure (44k points ~ 7 GB), so above
+``max_points`` the points are first summarised by k-means micro-clusters and the hierarchy is
+built on their centres; every point then takes its micro-cluster's label.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from clusterbench.errors import UserError
+
+from .base import CLUSTERERS, check_features, check_k
+
+LINKAGES = ("ward", "average", "complete", "single")
+
+
+def available_memory_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def exact_memory_bytes(n: int) -> int:
+    """Condensed float64 distances plus the linkage's working copy."""
+    return 2 * 8 * n * (n - 1) // 2
+
+
+@CLUSTERERS.register("agglomerative")
+class Agglomerative:
+    def __init__(self, k: int | None = None, linkage: str = "ward", max_points: int = 20000,
+                 n_micro: int = 2000, seed: int = 0):
+        self.k = k
+        self.linkage = linkage
+        self.max_points = max_points
+        self.n_micro = n_micro
+        self.seed = seed
+
+    def fit_predict(self, X) -> np.ndarray:
+        X = check_features(X, self.k, "agglomerative")
+        if self.linkage not in LINKAGES:
+            raise UserError(f"agglomerative: linkage={self.linkage!r}: expected one of {', '.join(LINKAGES)}")
+        start = time.perf_counter()
+        if len(X) <= self.max_points:
+            labels, method = self._exact(X), "exact"
+        else:
+            labels, method = self._micro(X), f"microclusters:{min(self.n_micro, len(X))}"
+        self.info_ = {"method": method, "seconds": time.perf_counter() - start}
+        return labels
+
+    def _exact(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import AgglomerativeClustering
+
+        need, have = exact_memory_bytes(len(X)), available_memory_bytes()
+        if need > have:
+            raise UserError(
+                f"agglomerative: exact clustering of {len(X)} points needs ~{need / 2**30:.1f} GiB, "
+                f"{have / 2**30:.1f} GiB available; lower max_points (micro-clusters) or subsample with limit="
+            )
+        return AgglomerativeClustering(self.k, linkage=self.linkage).fit_predict(X).astype(np.int64)
+
+    def _micro(self, X: np.ndarray) -> np.ndarray:
+        from .kmeans import faiss_kmeans
+
+        m = min(self.n_micro, len(X))
+        check_k(self.k, m, "agglomerative (micro-clusters)")
+        micro, centers, _ = faiss_kmeans(X, m, n_init=1, max_iter=20, seed=self.seed, init="random",
+                                         spherical=False, use_gpu=False)
+        top = self._exact(np.ascontiguousarray(centers, dtype=np.float32))
+        return top[micro]

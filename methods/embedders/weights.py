@@ -1,0 +1,102 @@
+"""Weights helpers shared by the torch embedders: file identity, reachability, state dicts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+
+from clusterbench.errors import UserError
+
+# Keys that usually wrap the real state dict in training checkpoints.
+_CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+
+
+def file_sha256(path: str | os.PathLike, length: int = 16) -> str:
+    """Short hex sha256 of a file's bytes (enough to tell checkpoints apart)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds.
+
+    The attempt runs in a daemon thread because name resolution ignores socket timeouts and
+    can block for much longer on a machine without network.
+    """
+    result: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=attempt, name=f"reach-{host}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def load_state_dict(path: str | os.PathLike) -> dict:
+    """A plain ``{name: tensor}`` state dict from a checkpoint file.
+
+    Loads with ``weights_only=True`` (no code execution), unwraps common checkpoint containers
+    and strips the ``module.`` prefix that DataParallel/DistributedDataParallel add.
+    """
+    import torch
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for unreadable or unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read weights file {path}: {first}") from None
+    state = _unwrap(state)
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"weights file {path} does not hold a state dict of tensors")
+    return _strip_prefix(state, "module.")
+
+
+def _unwrap(state):
+    while isinstance(state, dict):
+        inner = next((state[k] for k in _CONTAINER_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    return state
+
+
+def _strip_prefix(state: dict, prefix: str) -> dict:
+    if not all(k.startswith(prefix) for k in state):
+        return dict(state)
+    return {k[len(prefix) :]: v for k, v in state.items()}
+
+
+def apply_state_dict(model, state: dict, source: str) -> None:
+    """Load ``state`` into ``model`` exactly; any mismatch becomes one readable UserError."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when strict=False
+        lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
+        detail = "; ".join(lines[:3]) or str(exc).splitlines()[0]
+        raise UserError(f"weights {source} do not fit {type(model).__name__}: {detail}") from None
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing {_few(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected {_few(result.unexpected_keys)}")
+    if problems:
+        raise UserError(f"weights {source} do not fit {type(model).__name__}: {'; '.join(problems)}")
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    shown = ", ".join(keys[:n])
+    return f"{shown} (+{len(keys) - n} more)" if len(keys) > n else shown

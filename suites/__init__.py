@@ -1,0 +1,1 @@
+"""Bundled suite files (TOML)."""

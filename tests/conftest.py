@@ -1,0 +1,39 @@
+"""Shared fixtures: a real results directory (sqlite MLflow store) per test, real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
+    and not os.environ.get("CLUSTERBENCH_DATA"),
+    reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist",
+)
+
+
+@pytest.fixture
+def results_dir(tmp_path) -> Path:
+    path = tmp_path / "results"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def run_cli(results_dir, capsys):
+    """Run ``clusterbench run ...`` in-process against a fresh results dir; return (status, out, err, json)."""
+    import json
+
+    from clusterbench.cli import main
+
+    def _run(*args: str, json_name: str = "summary.json"):
+        json_path = results_dir.parent / json_name
+        status = main(["run", *args, "--results", str(results_dir), "--json", str(json_path), "--no-progress"])
+        captured = capsys.readouterr()
+        summary = json.loads(json_path.read_text()) if json_path.exists() else None
+        return status, captured.out, captured.err, summary
+
+    return _run
