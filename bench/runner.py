@@ -293,4 +293,6 @@ class Runner:
             seed=cell.seed,
             log_metrics=lambda metrics, step: tracker.log_metrics(run_id, metrics, step=step),
             log_figure=lambda figure, name: tracker.log_figure(run_id, figure, name),
+            # The grid's K (--k / suite / number of classes), for clusterers whose own k means something else.
+            extra={"grid_k": cell.k if isinstance(cell.k, int) else data.n_classes},
         )

@@ -51,14 +51,12 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None):
         import logging
 
-        import mlflow
+        from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # schema-migration chatter on every new store
-        from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
-        mlflow.set_tracking_uri(tracking_uri)
         try:
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:

@@ -1,0 +1,156 @@
+"""End to end through the CLI: real digits, real faiss/hdbscan, a real MLflow sqlite store."""
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from clusterbench.cli import main
+from clusterbench.tracking import CELL_KEY_TAG, default_tracking_uri
+
+
+def test_default_job_runs_quick_suite_and_tracks_everything(run_cli, results_dir, monkeypatch):
+    status, out, err, summary = run_cli()
+    assert status == 0, err
+    cells = summary["cells"]
+    assert [c["clusterer"] for c in cells] == ["kmeans:n_init=5", "agglomerative:linkage=ward", "hdbscan:min_cluster_size=10"]
+    km = cells[0]
+    assert km["status"] == "ok" and km["error"] is None
+    assert km["params"]["k"] == 10 and km["params"]["k_source"] == "classes" and km["params"]["seed"] == 0
+    assert km["metrics"]["nmi"] == pytest.approx(0.74, abs=0.03)
+    for key in ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
+                "n_clusters", "noise_fraction", "embed_seconds", "throughput_img_per_s", "cluster_seconds"):
+        assert key in km["metrics"]
+    hdb = cells[2]
+    assert hdb["params"]["k_source"] == "clusterer"
+    assert 0 < hdb["metrics"]["noise_fraction"] < 1
+    assert "| digits | pixels | kmeans:n_init=5 | 0 | 10 | classes |" in out
+
+    uri = default_tracking_uri(results_dir)
+    assert (results_dir / "mlflow.db").exists()
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("clusterbench/quick")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 3
+    child = next(r for r in children if r.info.run_id == km["mlflow_run_id"])
+    assert child.info.status == "FINISHED"
+    assert child.data.params["k"] == "10" and child.data.params["k_source"] == "classes"
+    assert child.data.params["clusterer.n_init"] == "5" and child.data.params["nmi_average"] == "arithmetic"
+    assert child.data.metrics["nmi"] == pytest.approx(km["metrics"]["nmi"])
+    assert child.data.tags[CELL_KEY_TAG] == km["key"]
+    assert "version.torch" in child.data.tags and "git_commit" in child.data.tags and child.data.tags["device"] == "cpu"
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"assignments.csv", "metrics.json", "embedding_info.json"} <= artifacts
+    path = client.download_artifacts(child.info.run_id, "assignments.csv", str(results_dir.parent))
+    lines = open(path).read().splitlines()
+    assert lines[0] == "index,cluster,label" and len(lines) == 1798
+
+
+def test_rerun_skips_finished_cells_and_reuses_embeddings(run_cli, results_dir):
+    run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans")
+    status, _, err, summary = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "-c", "kmeans:k=12")
+    assert status == 0
+    first, second = summary["cells"]
+    assert first["cached"] is True and "finished earlier" in err
+    assert second["cached"] is False and second["metrics"]["embed_cached"] == 1.0
+    status, _, _, forced = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "--force")
+    assert forced["cells"][0]["cached"] is False
+
+
+def test_seeds_and_k_flags_shape_the_grid(run_cli):
+    status, _, _, summary = run_cli("-d", "digits:limit=500", "-e", "pixels", "-c", "kmeans", "--k", "7", "--seed", "1", "--seed", "2")
+    assert status == 0
+    assert [(c["params"]["seed"], c["params"]["k"], c["params"]["k_source"]) for c in summary["cells"]] == [(1, 7, "given"), (2, 7, "given")]
+    assert all(c["metrics"]["n_clusters"] == 7 for c in summary["cells"])
+
+
+def test_reducer_is_applied_and_recorded(run_cli):
+    status, _, _, summary = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "--reduce", "pca=16,whiten=true,l2=true")
+    cell = summary["cells"][0]
+    assert status == 0 and cell["params"]["reducer"] == "pca=16,whiten=true,l2=true" and cell["params"]["feature_dim"] == 16
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-d", "digitz", "-e", "pixels", "-c", "kmeans"], "unknown dataset 'digitz' (did you mean 'digits'?)"),
+        (["-d", "digits", "-e", "pixels", "-c", "kmeans:kk=3"], "unknown parameter 'kk' for clusterer 'kmeans'"),
+        (["-d", "digits", "-e", "pixels", "-c", "kmeans", "--k", "1"], "K must be at least 2"),
+        (["-d", "digits", "-e", "pixels", "-c", "kmeans", "--k", "many"], "expected an integer, 'auto'"),
+        (["-d", "digits", "-e", "pixels"], "missing -c"),
+        (["no/such/suite.toml"], "suite file not found"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(run_cli, args, message):
+    status, out, err, summary = run_cli(*args)
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith("clusterbench: error: ") and message in err
+    assert summary is None
+
+
+def test_cell_failures_are_isolated_and_exit_1(run_cli, results_dir, tmp_path):
+    status, out, err, summary = run_cli("-d", "digits:limit=50", "-d", f"folder:root={tmp_path}/missing",
+                                        "-e", "pixels", "-c", "kmeans:k=60", "-c", "kmeans:k=5")
+    assert status == 1
+    by_key = {(c["dataset"], c["clusterer"]): c for c in summary["cells"]}
+    assert by_key[("digits:limit=50", "kmeans:k=60")]["error"] == "kmeans: k=60 exceeds the number of points (50)"
+    assert by_key[("digits:limit=50", "kmeans:k=5")]["status"] == "ok"
+    missing = by_key[(f"folder:root={tmp_path}/missing", "kmeans:k=5")]
+    assert missing["status"] == "failed" and "missing" in missing["error"]
+    client = MlflowClient(default_tracking_uri(results_dir))
+    failed = client.get_run(by_key[("digits:limit=50", "kmeans:k=60")]["mlflow_run_id"])
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["clusterbench.failure_reason"].startswith("kmeans: k=60 exceeds")
+    assert "Traceback" not in err
+
+
+def test_unlabeled_data_without_k_asks_for_k(run_cli, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    status, _, _, summary = run_cli("-d", f"folder:root={folder}", "-e", "pixels", "-c", "kmeans")
+    assert status == 1 and "has no labels" in summary["cells"][0]["error"]
+    status, _, _, summary = run_cli("-d", f"folder:root={folder}", "-e", "pixels", "-c", "kmeans", "--k", "2")
+    cell = summary["cells"][0]
+    assert status == 0 and cell["metrics"]["nmi"] is None and cell["metrics"]["silhouette"] is not None
+
+
+def test_list_shows_parameters(capsys):
+    assert main(["list", "clusterers"]) == 0
+    out = capsys.readouterr().out
+    assert "kmeans" in out and "n_init=1" in out and "linkage=ward" in out and "min_cluster_size=10" in out
+
+
+def test_report_prints_a_leaderboard(run_cli, results_dir, capsys):
+    run_cli()
+    assert main(["report", "--results", str(results_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "## clusterbench/quick (3 cells, sorted by nmi)" in out
+    rows = [line for line in out.splitlines() if line.startswith("| digits")]
+    assert rows[0].split(" | ")[2] == "agglomerative:linkage=ward"  # ward beats k-means on digits pixels
+    assert "| 10 | classes | 10 |" in rows[0]
+
+
+def test_console_script_no_traceback_for_bad_results_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = subprocess.run([sys.executable, "-m", "clusterbench", "run", "--results", str(blocker / "sub")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("clusterbench: error: results directory") and "Traceback" not in proc.stderr
+
+
+def test_json_summary_is_valid_for_failed_cells_too(run_cli):
+    _, _, _, summary = run_cli("-d", "digits:limit=30", "-e", "pixels", "-c", "kmeans:k=40")
+    cell = summary["cells"][0]
+    assert cell["status"] == "failed" and all(v is None for v in cell["metrics"].values())
+    json.dumps(summary)
