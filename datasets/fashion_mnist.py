@@ -21,6 +21,7 @@ SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 SUBDIR = "fashion-mnist"
 # Where torchvision.datasets.FashionMNIST(root=data_home()) puts the files it downloads.
 TORCHVISION_SUBDIR = os.path.join("FashionMNIST", "raw")
+DOWNLOAD_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # torchvision's mirror
 SPLITS = ("train", "test", "all")
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -63,8 +64,14 @@ def read_idx(path: str) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise DataError(f"{path}: corrupt IDX file ({len(raw) - header} data bytes, shape {shape} needs {expected})")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+        raise DataError(
+            f"{path}: corrupt IDX file ({len(raw) - header} data bytes, shape {shape} needs {expected})"
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="), copy=False)
+    )
 
 
 def find_file(directory: str, stem: str) -> str | None:
@@ -103,14 +110,14 @@ def locate(directory: str, split: str) -> dict[str, tuple[str, str]] | None:
 
 def download(dest: str) -> str:
     """Fetch the files with torchvision into ``dest``; return why it failed, or '' on success."""
+    host = net.host_of(DOWNLOAD_URL)[0]
+    # Checked before importing torchvision, so an offline machine fails in seconds.
+    if not net.reachable(DOWNLOAD_URL):
+        return f"download from {host} failed: host unreachable (offline?)"
     try:
         from torchvision.datasets import FashionMNIST
     except ImportError:
         return "download needs torchvision, which is not installed"
-    url = FashionMNIST.mirrors[0]
-    host = net.host_of(url)[0]
-    if not net.reachable(url):
-        return f"download from {host} failed: host unreachable (offline?)"
     try:
         FashionMNIST(root=dest, train=True, download=True)
     except Exception as e:
@@ -141,8 +148,14 @@ class FashionMNIST:
         images = images[0] if len(images) == 1 else np.concatenate(images)
         labels = labels[0] if len(labels) == 1 else np.concatenate(labels)
         data = finish(
-            "fashion-mnist", images, labels, list(CLASS_NAMES), content_hash(images, labels),
-            self.limit, self.seed, split=self.split,
+            "fashion-mnist",
+            images,
+            labels,
+            list(CLASS_NAMES),
+            content_hash(images, labels),
+            self.limit,
+            self.seed,
+            split=self.split,
         )
         data.info["root"] = directory
         return data
@@ -161,13 +174,19 @@ class FashionMNIST:
             if found:
                 return found, os.path.join(dest, TORCHVISION_SUBDIR)
             failure = "download finished but the files are not where expected"
-        raise DataError(f"Fashion-MNIST not found; looked in {', '.join(looked)}; {failure}; to fix: {INSTALL_HINT}")
+        raise DataError(
+            f"Fashion-MNIST not found; looked in {', '.join(looked)}; {failure}; to fix: {INSTALL_HINT}"
+        )
 
 
 def _check_pair(img_path: str, images: np.ndarray, lab_path: str, labels: np.ndarray) -> None:
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise DataError(f"{img_path}: expected uint8 images of shape (N, 28, 28), got {images.dtype} {images.shape}")
+        raise DataError(
+            f"{img_path}: expected uint8 images of shape (N, 28, 28), got {images.dtype} {images.shape}"
+        )
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DataError(f"{lab_path}: {labels.shape[0] if labels.ndim else 0} labels for {len(images)} images in {img_path}")
+        raise DataError(
+            f"{lab_path}: {labels.shape[0] if labels.ndim else 0} labels for {len(images)} images in {img_path}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
         raise DataError(f"{lab_path}: labels outside 0..{len(CLASS_NAMES) - 1}")

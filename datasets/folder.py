@@ -70,10 +70,14 @@ class Folder:
             raise DataError(f"folder: {root} is not a directory")
         files, ids, names = scan(root)
         if not files:
-            raise DataError(f"folder: no images found in {root} (looked for {' '.join(IMAGE_EXTENSIONS)}, any case)")
+            raise DataError(
+                f"folder: no images found in {root} (looked for {' '.join(IMAGE_EXTENSIONS)}, any case)"
+            )
         images, kept, skipped, source_hash = self._read(root, files)
         if not images:
-            raise DataError(f"folder: none of the {len(files)} image(s) in {root} could be read (first: {skipped[0]})")
+            raise DataError(
+                f"folder: none of the {len(files)} image(s) in {root} could be read (first: {skipped[0]})"
+            )
         labels = None if ids is None else [ids[i] for i in kept]
         if len({img.shape for img in images}) == 1:
             images = np.stack(images)

@@ -20,6 +20,8 @@ from clusterbench.errors import DataError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# The IEND chunk with its fixed CRC: every complete PNG ends with it.
+_PNG_IEND = b"IEND\xaeB`\x82"
 _INT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32B"}
 
 
@@ -46,6 +48,7 @@ def decode_bytes(data: bytes, name: str) -> np.ndarray:
         with _strict_decoding():
             img = Image.open(io.BytesIO(data))
             img.load()  # open() only reads the header; truncation shows up here
+            _check_complete(img, data)
     except Image.DecompressionBombError as e:
         raise DataError(f"{name}: {_bomb_message(e)}") from None
     except Image.DecompressionBombWarning as e:
@@ -57,6 +60,12 @@ def decode_bytes(data: bytes, name: str) -> np.ndarray:
     except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise DataError(f"{name}: truncated or corrupt image ({_one_line(e)})") from None
     return to_rgb_array(_upright(img))
+
+
+def _check_complete(img: Image.Image, data: bytes) -> None:
+    """A PNG cut after its pixel data still decodes; only the missing end chunk shows the cut."""
+    if img.format == "PNG" and data.rfind(_PNG_IEND) < 0:
+        raise OSError("PNG end chunk (IEND) missing")
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:

@@ -41,7 +41,16 @@ class TorchvisionSet:
         labelled = all(a[1] is not None for a in arrays)
         labels = np.concatenate([a[1] for a in arrays]) if labelled else None
         names = self.class_names(parts[0]) if labelled else None
-        data = finish(self.name, images, labels, names, content_hash(images, labels), self.limit, self.seed, split=self.split)
+        data = finish(
+            self.name,
+            images,
+            labels,
+            names,
+            content_hash(images, labels),
+            self.limit,
+            self.seed,
+            split=self.split,
+        )
         data.info["root"] = root
         return data
 
@@ -57,7 +66,9 @@ class TorchvisionSet:
         where = f"{self.name} ({part}) not found under {root}"
         hint = f"put the files there or set root= / ${net.DATA_ENV}"
         if not net.reachable(url):
-            raise DataError(f"{where} and the download from {host} failed: host unreachable (offline?); {hint}")
+            raise DataError(
+                f"{where} and the download from {host} failed: host unreachable (offline?); {hint}"
+            )
         try:
             return self.construct(cls, root, part, download=True)
         except Exception as e:
