@@ -54,13 +54,17 @@ def internal_metrics(X: np.ndarray, pred: np.ndarray, sample_size: int = SILHOUE
     n_clusters = len(np.unique(pred))
     if n_clusters < 2 or n_clusters >= len(pred):
         return out
-    exact = len(pred) <= sample_size
-    out["silhouette"] = float(
-        skm.silhouette_score(X, pred, sample_size=None if exact else sample_size, random_state=seed)
-    )
-    out["silhouette_sample_size"] = len(pred) if exact else sample_size
-    out["calinski_harabasz"] = float(skm.calinski_harabasz_score(X, pred))
-    out["davies_bouldin"] = float(skm.davies_bouldin_score(X, pred))
+    X_all, pred_all = X, pred
+    from .silhouette import silhouette_exact
+
+    if len(pred) > sample_size:
+        idx = np.random.default_rng(seed).choice(len(pred), size=sample_size, replace=False)
+        X, pred = X[idx], pred[idx]
+    if 2 <= len(np.unique(pred)) < len(pred):
+        out["silhouette"] = silhouette_exact(X, pred)
+        out["silhouette_sample_size"] = len(pred)
+    out["calinski_harabasz"] = float(skm.calinski_harabasz_score(X_all, pred_all))
+    out["davies_bouldin"] = float(skm.davies_bouldin_score(X_all, pred_all))
     return out
 
 

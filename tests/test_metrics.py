@@ -58,3 +58,28 @@ def test_silhouette_is_sampled_above_the_limit_and_says_so():
     assert sampled["silhouette_sample_size"] == 100
     assert exact["silhouette"] == pytest.approx(silhouette_score(X, labels), rel=1e-5)
     assert abs(sampled["silhouette"] - exact["silhouette"]) < 0.1
+
+
+@pytest.mark.parametrize("k", [2, 7, 40])
+def test_blockwise_silhouette_equals_sklearn(k, monkeypatch):
+    from clusterbench import silhouette
+
+    monkeypatch.setattr(silhouette, "BLOCK_BYTES", 4 * 700 * 97)  # force several uneven blocks
+    rng = np.random.default_rng(k)
+    X = (rng.normal(size=(700, 33)) + rng.integers(0, 3, 700)[:, None] * 2 + 50).astype(np.float32)
+    labels = rng.integers(0, k, 700)
+    labels[0] = k  # a singleton cluster scores 0
+    assert silhouette.silhouette_exact(X, labels) == pytest.approx(silhouette_score(X, labels), abs=1e-6)
+
+
+def test_simplified_silhouette_matches_its_definition():
+    from clusterbench.silhouette import silhouette_simplified
+
+    X = np.array([[0.0], [2.0], [10.0], [12.0], [13.0]])
+    labels = np.array([0, 0, 1, 1, 1])
+    c0, c1 = 1.0, 35 / 3
+    a = [1, 1, abs(10 - c1), abs(12 - c1), abs(13 - c1)]
+    b = [c1, c1 - 2, 9, 11, 12]
+    expected = np.mean([(bi - ai) / max(ai, bi) for ai, bi in zip(a, b, strict=True)])
+    assert silhouette_simplified(X, labels) == pytest.approx(expected)
+    assert c0 == 1.0
