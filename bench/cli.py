@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import UserError
@@ -101,7 +103,7 @@ def cmd_run(args) -> int:
         from .atomic import write_json
 
         write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results]})
-    return EXIT_OK if all(r.status == "ok" for r in results) else EXIT_CELL_FAILED
+    return EXIT_CELL_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
 def _check_writable(path: Path) -> None:
@@ -160,8 +162,15 @@ def cmd_ui(args) -> int:
 COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui}
 
 
+def _terminate(signum, frame):
+    # SIGTERM takes the same path as Ctrl-C: the current runs are marked KILLED, results kept.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.command](args)
     except UserError as e:

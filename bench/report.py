@@ -30,7 +30,10 @@ def print_table(results) -> None:
     header = ["dataset", "embedder", "clusterer", "seed", "k", "k_source", *TABLE_METRICS, "status"]
     rows = []
     for r in results:
-        status = "ok" + (" (earlier)" if r.cached else "") if r.status == "ok" else f"FAILED: {r.error}"
+        if r.status == "ok":
+            status = "ok (earlier)" if r.cached else "ok"
+        else:
+            status = f"{r.status.upper()}: {r.error}"
         rows.append([str(r.cell.dataset), str(r.cell.embedder), str(r.cell.clusterer), r.cell.seed,
                      r.params.get("k"), r.params.get("k_source"), *(r.metrics.get(m) for m in TABLE_METRICS), status])
     print(markdown_table(header, rows))

@@ -16,6 +16,7 @@ from .cache import EmbeddingCache, embedding_key
 from .environment import git_commit, library_versions
 from .errors import UserError
 from .kchoice import resolve_k
+from .locks import cell_lock
 from .perf import peak_host_memory_mb
 from .seeding import seed_everything
 from .suite import Cell, Suite
@@ -120,28 +121,37 @@ class Runner:
         status = "FAILED"
         try:
             for i, cell in enumerate(cells, 1):
-                prior = done.get(cell.key)
-                if prior is not None:
-                    result = CellResult(cell, params=dict(prior.data.params), metrics=dict(prior.data.metrics),
-                                        run_id=prior.info.run_id, cached=True)
-                    self.log(f"[{i}/{len(cells)}] {cell.key}: finished earlier (run {prior.info.run_id[:8]}), skipped")
-                else:
-                    result = self.run_cell(cell, tracker, parent, suite)
-                    self.log(f"[{i}/{len(cells)}] {cell.key}: {self._summary(result)}")
+                result = self._claim_and_run(cell, tracker, parent, done)
+                self.log(f"[{i}/{len(cells)}] {cell.key}: {self._summary(result)}")
                 results.append(result)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         finally:
-            ok = sum(r.status == "ok" for r in results)
-            tracker.log_metrics(parent, {"cells_ok": ok, "cells_failed": len(results) - ok})
+            counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped")}
+            tracker.log_metrics(parent, {f"cells_{s}": n for s, n in counts.items()})
             tracker.log_json(parent, "summary.json", {"cells": [r.to_json() for r in results]})
             tracker.end_run(parent, status)
         return results
 
+    def _claim_and_run(self, cell: Cell, tracker: Tracker, parent: str, done: dict) -> CellResult:
+        """Run the cell unless it finished earlier or another process is running it now."""
+        with cell_lock(self.results_dir, cell.key) as mine:
+            if not mine:
+                return CellResult(cell, status="skipped", error="running in another process")
+            prior = done.get(cell.key) or (None if self.force else tracker.finished_run(cell.key))
+            if prior is not None:
+                return CellResult(cell, params=dict(prior.data.params), metrics=dict(prior.data.metrics),
+                                  run_id=prior.info.run_id, cached=True)
+            return self.run_cell(cell, tracker, parent)
+
     @staticmethod
     def _summary(r: CellResult) -> str:
+        if r.cached:
+            return f"finished earlier (run {r.run_id[:8]}), skipped"
+        if r.status == "skipped":
+            return "skipped: running in another process"
         if r.status != "ok":
             return f"FAILED: {r.error}"
         m = r.metrics
@@ -150,7 +160,7 @@ class Runner:
         return "ok " + " ".join(parts)
 
     # -- one cell ---------------------------------------------------------------------------------
-    def run_cell(self, cell: Cell, tracker: Tracker, parent: str, suite: Suite) -> CellResult:
+    def run_cell(self, cell: Cell, tracker: Tracker, parent: str) -> CellResult:
         result = CellResult(cell)
         tags = {ROLE_TAG: "cell", CELL_KEY_TAG: cell.key, "dataset": str(cell.dataset), "embedder": str(cell.embedder),
                 "clusterer": str(cell.clusterer), "git_commit": git_commit(),

@@ -142,6 +142,17 @@ class Tracker:
             done.setdefault(run.data.tags.get(CELL_KEY_TAG), run)
         return done
 
+    def finished_run(self, cell_key: str):
+        """The newest FINISHED run of one cell, or None (checked again under the cell's lock)."""
+        key = cell_key.replace("'", "\\'")
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{CELL_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
     def close_orphans(self) -> list[str]:
         """Mark KILLED the RUNNING runs of this host whose process no longer exists."""
         host = socket.gethostname()
