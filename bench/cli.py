@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reduce", help="reducer before clustering, e.g. pca=256,whiten=true,l2=true")
     run.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite store in the results directory)")
-    run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite:///RESULTS/optuna.db)")
+    run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite:///RESULTS/optuna.db); a PostgreSQL/MySQL "
+                     "URL lets processes on several machines work on the same studies")
+    run.add_argument("--tune", metavar="KEY=VALUE,...", help="settings for --k auto / semantic, e.g. objective=davies_bouldin,"
+                     "n_trials=30,k_max=20 or vectors=PATH,threshold=0.5 (override the suite's [tune] table)")
     run.add_argument("--json", metavar="PATH", help="write a machine-readable summary of every cell")
     run.add_argument("--force", action="store_true", help="recompute cells, embeddings and studies already done")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -92,6 +95,11 @@ def cmd_run(args) -> int:
         suite.seeds = list(dict.fromkeys(args.seed))
     if args.reduce:
         suite.reduce = Reducer.parse(args.reduce)
+    if args.tune:
+        suite.tune = {**suite.tune, **Spec.parse(f"tune:{args.tune}").params}
+    from .tuning import validate_tune
+
+    validate_tune(suite.tune, suite.cells())  # a bad objective or key is refused before anything runs
     if args.json:
         _check_writable(Path(args.json))
 

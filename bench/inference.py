@@ -102,6 +102,7 @@ def run_inference(
     rgb: bool = True,
     progress: bool = True,
     desc: str = "embed",
+    count_flops: bool = True,
 ) -> InferenceResult:
     """Run ``model`` over every image of ``data``; return its outputs (a tensor or tuple of them).
 
@@ -146,7 +147,21 @@ def run_inference(
     if on_cuda:
         stats["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         stats["gpu_name"] = torch.cuda.get_device_name(device)
+    if count_flops and len(images):
+        stats["flops_per_image"] = flops_per_image(model, images[0], device)
+        stats["gflops_per_s"] = stats["flops_per_image"] * stats["images_per_s"] / 1e9
     return InferenceResult(outputs, stats)
+
+
+def flops_per_image(model, image, device: str = "cpu") -> float:
+    """Forward FLOPs of one image, by torch's own counter (a multiply-add counts as 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(image.unsqueeze(0).to(device))
+    return float(counter.get_total_flops())
 
 
 def _loop(model, images, batch_size, device, precision, channels_last, num_workers, progress, desc):

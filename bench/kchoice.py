@@ -11,6 +11,7 @@ from .errors import UserError
 class KChoice:
     overrides: dict = field(default_factory=dict)  # passed to the clusterer's constructor
     params: dict = field(default_factory=dict)  # recorded with the cell (k, k_source, ...)
+    reduce: object | None = None  # a tuned reducer (Optuna's PCA dimension) applied before the final fit
 
 
 def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice:

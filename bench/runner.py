@@ -207,8 +207,10 @@ class Runner:
         if clusterers.accepts(cell.clusterer.name, "seed") and "seed" not in cell.clusterer.params:
             overrides["seed"] = cell.seed
         choice = resolve_k(cell, data, X, embedding, clusterers, tracker=tracker, run_id=run_id,
-                           results_dir=self.results_dir, storage=self.optuna_storage)
+                           results_dir=self.results_dir, storage=self.optuna_storage, force=self.force)
         overrides.update(choice.overrides)
+        if choice.reduce is not None:  # a tuned reducer (the PCA dimension Optuna chose)
+            X = choice.reduce.fit_transform(X)
         params.update(choice.params)
         result.params = params
         tracker.log_params(run_id, params)
@@ -281,11 +283,11 @@ class Runner:
             embedder.set_work_dir(self.results_dir / "cache")
         cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
         start = time.perf_counter()
+        wants_logits = cell.k == "semantic" or cell.clusterer.params.get("k") == "semantic"
         hit = None if self.force else self.cache.load(cache_key)
-        if hit is not None:
+        if hit is not None and not (wants_logits and hit[1] is None):  # an entry without logits can't serve k=semantic
             features, logits, info = hit
             return Embedding(features, info, logits), time.perf_counter() - start, True
-        wants_logits = cell.k == "semantic" or cell.clusterer.params.get("k") == "semantic"
         embedding = embedder.embed(data, with_logits=True) if wants_logits else embedder.embed(data)
         features = np.ascontiguousarray(embedding.features, dtype=np.float32)
         if features.ndim != 2 or len(features) != len(data):

@@ -34,7 +34,10 @@ class Cell:
         k = self.clusterer.params.get("k", self.k)
         k = "default" if k is None else k
         reduce = self.reduce.describe() if self.reduce else "none"
-        return f"{self.dataset}|{self.embedder}|{self.clusterer}|seed={self.seed}|k={k}|reduce={reduce}"
+        key = f"{self.dataset}|{self.embedder}|{self.clusterer}|seed={self.seed}|k={k}|reduce={reduce}"
+        if k in K_MODES and self.tune:  # tuning settings change what such a cell computes
+            key += "|tune=" + ",".join(f"{name}={_tune_value(v)}" for name, v in sorted(self.tune.items()))
+        return key
 
 
 @dataclass
@@ -60,6 +63,14 @@ class Suite:
             for c in self.clusterers
             for s in self.seeds
         ]
+
+
+def _tune_value(value) -> str:
+    from .registry import format_value
+
+    if isinstance(value, list | tuple):
+        return "+".join(format_value(v) for v in value)
+    return format_value(value)
 
 
 def parse_k(value) -> int | str | None:

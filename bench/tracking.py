@@ -104,6 +104,18 @@ class Tracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[i:i + 500])
 
+    def log_metric_steps(self, run_id: str, steps) -> None:
+        """A metric history in few calls: ``steps`` is a list of (step, {name: value}) rows
+        (e.g. one row per Optuna trial)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, v, now, int(step)) for step, metrics in steps for k, v in sorted(_clean_metrics(metrics).items())]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[i:i + 1000])
+
     def set_tags(self, run_id: str, tags: dict) -> None:
         for key, value in tags.items():
             self.client.set_tag(run_id, key, str(value)[:5000])

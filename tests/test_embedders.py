@@ -17,7 +17,7 @@ from PIL import Image
 from clusterbench.datasets import DATASETS
 from clusterbench.errors import UserError
 from clusterbench.methods.embedders import EMBEDDERS, weights
-from clusterbench.methods.embedders.timm_model import TimmModel
+from clusterbench.methods.embedders.timm_model import TimmModel, _tensor_transform
 from clusterbench.methods.embedders.torchvision_cnn import TorchvisionCNN
 
 
@@ -241,9 +241,9 @@ def test_every_cnn_is_registered_with_the_shared_parameters():
         assert EMBEDDERS.parameters(name)["weights"] == "imagenet"
 
 
-def test_bf16_agrees_with_fp32(digits):
-    fp32 = embed("resnet152:weights=none,size=32,precision=fp32", digits)
-    bf16 = embed("resnet152:weights=none,size=32,precision=bf16", digits)
+def test_bf16_agrees_with_fp32(few):
+    fp32 = embed("resnet152:weights=none,size=32,precision=fp32", few)
+    bf16 = embed("resnet152:weights=none,size=32,precision=bf16", few)
     assert (fp32.info["precision"], bf16.info["precision"]) == ("fp32", "bf16")
     assert cosine_rows(fp32.features, bf16.features).min() >= 0.99
 
@@ -313,6 +313,22 @@ def test_timm_transform_takes_uint8_tensors():
     assert out.dtype == torch.float32 and out.shape == (3, 224, 224)
     out = TimmModel("resnet18", pretrained=False, size=48).transform()(image)
     assert out.shape == (3, 48, 48)
+
+
+def test_timm_border_crop_pads_with_the_mean_colour():
+    config = {
+        "input_size": (3, 32, 32),
+        "interpolation": "bilinear",
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25),
+        "crop_pct": 1.0,
+        "crop_mode": "border",
+    }
+    white = torch.full((3, 10, 40), 255, dtype=torch.uint8)
+    out = _tensor_transform(config)(white)
+    assert out.shape == (3, 32, 32)
+    assert out[:, 0].abs().max() == 0  # padding: the mean colour, normalised
+    assert torch.allclose(out[:, 16], torch.full((3, 32), 2.0))  # the image: white, normalised
 
 
 # --- reachability ---------------------------------------------------------------------------

