@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--sort", default="nmi", help="metric to sort by (default nmi)")
     rep.add_argument("--output", "-o", help="also write the Markdown to this file")
 
+    bench = sub.add_parser("bench", help="measure this machine's speed figures (ours vs the plain references)")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+
     ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
     ui.add_argument("--results", help="results directory")
     ui.add_argument("--tracking-uri")
@@ -167,7 +170,16 @@ def cmd_ui(args) -> int:
     return EXIT_OK  # not reached
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui}
+def cmd_bench(args) -> int:
+    from .figures import figures_table
+    from .report import markdown_table
+
+    rows = figures_table(quick=args.quick, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(markdown_table(["figure", "ours", "reference", "ratio", "note"], rows))
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "bench": cmd_bench}
 
 
 def _terminate(signum, frame):

@@ -116,7 +116,7 @@ def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 2
     flops = flops_per_image(model, batches[0][0])
     model.to(memory_format=torch.contiguous_format)
     return {"plain_img_per_s": plain_rate, "ours_img_per_s": ours_rate, "precision": stats.get("precision"),
-            "flops_per_image": flops, "ours_gflops_per_s": flops * ours_rate / 1e9}
+            "flops_per_image": flops, "ours_gflops_per_s": flops * ours_rate / 1e9, "ours_fn": ours}
 
 
 def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0) -> dict:
@@ -127,15 +127,20 @@ def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0) -> dic
     from .methods.clusterers import CLUSTERERS
 
     ours = CLUSTERERS.create(f"kmeans:k={k},max_iter={iters},seed={seed}")
+
+    def ours_fn():
+        return ours.fit_predict(X)
+
     start = time.perf_counter()
-    ours_labels = ours.fit_predict(X)
+    ours_labels = ours_fn()
     ours_s = time.perf_counter() - start
     start = time.perf_counter()
     sk_labels = SkKMeans(n_clusters=k, n_init=1, max_iter=iters, random_state=seed).fit_predict(X)
     sk_s = time.perf_counter() - start
     n, d = X.shape
     return {"ours_s": ours_s, "sklearn_s": sk_s, "ours_labels": ours_labels, "sklearn_labels": sk_labels,
-            "gflops_per_s": 2 * n * k * d * iters / ours_s / 1e9, "agreement_nmi": nmi(sk_labels, ours_labels)}
+            "gflops_per_s": 2 * n * k * d * iters / ours_s / 1e9, "agreement_nmi": nmi(sk_labels, ours_labels),
+            "ours_fn": ours_fn}
 
 
 def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0) -> dict:
@@ -152,4 +157,65 @@ def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0)
     start = time.perf_counter()
     ref = silhouette_score(X, labels)
     ref_s = time.perf_counter() - start
-    return {"ours_s": ours_s, "sklearn_s": ref_s, "ours": ours, "sklearn": ref}
+    return {"ours_s": ours_s, "sklearn_s": ref_s, "ours": ours, "sklearn": ref,
+            "ours_fn": lambda: silhouette_exact(X, labels)}
+
+
+def _kmeans_data(n: int, seed: int = 0):
+    """Fashion-MNIST pixels when installed (real data), else Gaussian blobs of the same shape."""
+    from .errors import UserError
+
+    try:
+        from .datasets import DATASETS
+
+        data = DATASETS.create(f"fashion-mnist:limit={n}").load()
+        return data.images.reshape(len(data), -1).astype(np.float32) / 255.0, "fashion-mnist pixels"
+    except UserError:
+        rng = np.random.default_rng(seed)
+        centers = rng.normal(size=(10, 784)).astype(np.float32)
+        return (centers[rng.integers(0, 10, n)] + rng.normal(size=(n, 784)).astype(np.float32)), "gaussian blobs"
+
+
+def figures_table(quick: bool = False, log=print) -> list[list]:
+    """Rows of (figure, ours, reference, ratio, note) measured now on this machine."""
+    import platform
+
+    import torch
+
+    from .inference import resolve_precision
+
+    rows = []
+    bf16, fp32 = matmul_gflops("bf16"), matmul_gflops("fp32")
+    blas = blas_gflops()
+    rows.append(["matmul GFLOP/s (torch bf16 / fp32)", bf16, fp32, bf16 / fp32, "2048^2 matrices"])
+    rows.append(["matmul GFLOP/s (NumPy BLAS fp32)", blas, None, None, "the k-means limit"])
+    log("measured matrix-multiply rates")
+
+    n_img = 16 if quick else 32
+    emb = embedding_figures("resnet152", n_images=n_img, size=224, batch=16)
+    ceiling = bf16 * 1e9 / emb["flops_per_image"]
+    rows.append([f"ResNet152 224px img/s (ours {emb['precision']}+channels_last / plain fp32)",
+                 emb["ours_img_per_s"], emb["plain_img_per_s"], emb["ours_img_per_s"] / emb["plain_img_per_s"],
+                 f"{emb['flops_per_image'] / 1e9:.1f} GFLOP/img"])
+    rows.append(["ResNet152 img/s vs bf16 FLOP ceiling", emb["ours_img_per_s"], ceiling,
+                 emb["ours_img_per_s"] / ceiling, "ceiling = bf16 matmul rate / FLOPs per image"])
+    log("measured the embedding path")
+
+    n = 5000 if quick else 20000
+    X, source = _kmeans_data(n)
+    for k in (1000, 10):
+        km = kmeans_figures(X, k, iters=20)
+        rows.append([f"k-means K={k} seconds (ours faiss / sklearn default)", km["ours_s"], km["sklearn_s"],
+                     km["sklearn_s"] / km["ours_s"], f"{n}x784 {source}, 20 iterations"])
+        if k == 1000:
+            rows.append(["k-means K=1000 GFLOP/s vs BLAS matmul", km["gflops_per_s"], blas, km["gflops_per_s"] / blas,
+                         "2*N*K*D per iteration"])
+        log(f"measured k-means K={k}")
+
+    sil = silhouette_figures(n, 256)
+    rows.append([f"exact silhouette seconds (ours / sklearn), {n}x256", sil["ours_s"], sil["sklearn_s"],
+                 sil["sklearn_s"] / sil["ours_s"], f"|difference| = {abs(sil['ours'] - sil['sklearn']):.1e}"])
+    rows.append(["machine", None, None, None,
+                 f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                 f"auto precision on cpu = {resolve_precision('auto', 'cpu')}"])
+    return rows

@@ -186,7 +186,8 @@ class Runner:
     def _execute(self, cell: Cell, result: CellResult, tracker: Tracker, run_id: str) -> None:
         datasets, embedders, clusterers = registries()
         data = self._dataset(cell)
-        embedding, embed_seconds, cached = self._embedding(cell, data)
+        embedding, embed_seconds, cached = self._embedding(
+            cell, data, context=lambda: self._context(cell, data, tracker, run_id))
         seed_everything(cell.seed)
         X = embedding.features
         if cell.reduce is not None:
@@ -262,11 +263,11 @@ class Runner:
             raise UserError(f"dataset {key}: no images")
         return value
 
-    def _embedding(self, cell: Cell, data):
+    def _embedding(self, cell: Cell, data, context=None):
         key = (str(cell.dataset), str(cell.embedder))
         if key not in self._embeddings:
             try:
-                self._embeddings[key] = self._compute_embedding(cell, data)
+                self._embeddings[key] = self._compute_embedding(cell, data, context)
             except Exception as exc:  # noqa: BLE001
                 self._embeddings[key] = exc
         value = self._embeddings[key]
@@ -274,7 +275,7 @@ class Runner:
             raise value
         return value
 
-    def _compute_embedding(self, cell: Cell, data):
+    def _compute_embedding(self, cell: Cell, data, context=None):
         from .methods.embedders.base import Embedding
 
         _, embedders, _ = registries()
@@ -288,7 +289,11 @@ class Runner:
         if hit is not None and not (wants_logits and hit[1] is None):  # an entry without logits can't serve k=semantic
             features, logits, info = hit
             return Embedding(features, info, logits), time.perf_counter() - start, True
-        embedding = embedder.embed(data, with_logits=True) if wants_logits else embedder.embed(data)
+        kwargs = {"with_logits": True} if wants_logits else {}
+        if getattr(embedder, "needs_context", False) and context is not None:
+            # Embedders that train (alexnet-deepcluster) log per-epoch metrics into this cell's run.
+            kwargs["context"] = context()
+        embedding = embedder.embed(data, **kwargs)
         features = np.ascontiguousarray(embedding.features, dtype=np.float32)
         if features.ndim != 2 or len(features) != len(data):
             raise UserError(f"embedder {cell.embedder}: returned shape {features.shape} for {len(data)} images")

@@ -1,0 +1,30 @@
+"""Speed floors checked within one run: ours / reference measured back to back on the same
+machine, so a noisy shared CI host moves both sides together."""
+
+from __future__ import annotations
+
+FLOORS = {
+    "embedding_vs_plain_fp32": 2.0,  # ResNet152 224 px: bf16 + channels_last vs fp32 loop (target 2.5, margin for noise)
+    "kmeans_k1000_vs_sklearn": 3.0,
+    "kmeans_k10_vs_sklearn": 1.0,  # never slower
+    "silhouette_vs_sklearn": 2.0,
+    "cached_embedding_fraction": 0.05,  # second run's embedding time / first run's (lower is better)
+}
+
+
+class RatioBelowFloor(AssertionError):
+    pass
+
+
+def check_ratio(name: str, ratio: float, floor: float | None = None) -> float:
+    floor = FLOORS[name] if floor is None else floor
+    if not ratio >= floor:
+        raise RatioBelowFloor(f"{name}: {ratio:.2f}x is below its floor of {floor:.2f}x")
+    return ratio
+
+
+def check_at_most(name: str, value: float, ceiling: float | None = None) -> float:
+    ceiling = FLOORS[name] if ceiling is None else ceiling
+    if not value <= ceiling:
+        raise RatioBelowFloor(f"{name}: {value:.3f} is above its ceiling of {ceiling:.3f}")
+    return value
