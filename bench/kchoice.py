@@ -38,4 +38,7 @@ def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice
         raise UserError(f"dataset {cell.dataset} has no labels, so K cannot default to the number of classes: "
                         "give --k N, --k auto (Optuna) or k= in the clusterer spec")
     k = data.n_classes
+    if k < 2:
+        raise UserError(f"dataset {cell.dataset} has a single class, so K cannot default to the number of classes: "
+                        "give --k N or --k auto")
     return KChoice(overrides={"k": k}, params={"k": k, "k_source": "classes"})

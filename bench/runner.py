@@ -202,7 +202,12 @@ class Runner:
             "precision": embedding.info.get("precision"), "weights": embedding.info.get("weights"),
             "device": embedding.info.get("device"), "n_images": len(data), "feature_dim": int(X.shape[1]),
             "n_classes": data.n_classes, "nmi_average": M.NMI_AVERAGE,
+            # where the data really came from (resolved paths, files skipped), as the dataset reports it
+            **{f"data.{k}": v for k, v in data.info.items() if isinstance(v, str | int | float) and not isinstance(v, bool)},
         })
+        if data.info.get("skipped"):
+            params["data.skipped"] = len(data.info["skipped"])
+            tracker.log_text(run_id, "skipped_files.txt", "\n".join(data.info["skipped"]))
 
         overrides = {}
         if clusterers.accepts(cell.clusterer.name, "seed") and "seed" not in cell.clusterer.params:
@@ -224,6 +229,8 @@ class Runner:
             labels = clusterer.fit_predict(X)
         cluster_seconds = time.perf_counter() - start
 
+        if len(labels) and (np.asarray(labels) < 0).all():
+            raise UserError(f"{cell.clusterer}: every point was labelled noise; lower min_cluster_size / min_samples")
         scored = M.score(X, labels, data.labels, seed=cell.seed)
         info = getattr(clusterer, "info_", {}) or {}
         scored.update({f"cluster.{k}": v for k, v in info.items() if isinstance(v, int | float) and not isinstance(v, bool)})
