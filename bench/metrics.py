@@ -61,11 +61,20 @@ def internal_metrics(X: np.ndarray, pred: np.ndarray, sample_size: int = SILHOUE
         idx = np.random.default_rng(seed).choice(len(pred), size=sample_size, replace=False)
         X, pred = X[idx], pred[idx]
     if 2 <= len(np.unique(pred)) < len(pred):
-        out["silhouette"] = silhouette_exact(X, pred)
+        out["silhouette"] = silhouette_exact(X, pred, device=_silhouette_device())
         out["silhouette_sample_size"] = len(pred)
     out["calinski_harabasz"] = float(skm.calinski_harabasz_score(X_all, pred_all))
     out["davies_bouldin"] = float(skm.davies_bouldin_score(X_all, pred_all))
     return out
+
+
+def _silhouette_device() -> str:
+    """CUDA when there is a GPU (the O(N^2) distance work is what it is good at), else CPU."""
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def cluster_stats(pred: np.ndarray) -> dict:
