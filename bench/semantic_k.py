@@ -258,6 +258,7 @@ def _dendrogram_figure(Z, names, oov, cfg, k):
     ax = fig.subplots()
     if Z is not None:
         dendrogram(Z, labels=names, orientation="left", color_threshold=cfg["threshold"], ax=ax, leaf_font_size=7)
+        ax.set_xlim(max(max(ax.get_xlim()), cfg["threshold"] * 1.05), 0)  # the cut stays in view
         ax.axvline(cfg["threshold"], color="k", ls="--", lw=1)
     else:
         ax.text(0.5, 0.5, f"{len(names)} label(s) with vectors: nothing to link", ha="center", transform=ax.transAxes)

@@ -12,7 +12,7 @@ Search space (parameters given in the clusterer's spec stay fixed; the others ar
   ``min_samples`` (``1..min_samples_max``);
 - the reducer's PCA dimension when ``pca_dims=16+32+64`` is given (0 = no PCA).
 
-Samplers: ``grid`` (exhaustive, every point once; the default for an all-discrete space of at
+Samplers: ``grid`` (exhaustive, every point once in a seeded order; the default for an all-discrete space of at
 most 100 points, so K alone) or ``tpe`` (the default for larger or mixed spaces; constant-liar
 for concurrent workers), or ``random``. Everything is seeded with the cell's seed.
 
@@ -313,13 +313,12 @@ def choose_sampler(cfg: TuneConfig, space: list[Param]) -> tuple[str, int]:
 
 
 def grid_points(space: list[Param], n_slots: int, seed: int) -> list[dict]:
-    """The whole grid in natural order, or a seeded random subset of it when fewer trials."""
+    """Slot i's grid point: a seeded permutation of the whole grid, so the first n slots are the
+    same points whatever n is (a study grown from 5 to 14 trials adds 9 new points)."""
     grid = [dict(zip([p.name for p in space], combo, strict=True)) for combo in itertools.product(*(p.values() for p in space))]
-    if n_slots < len(grid):
-        order = list(range(len(grid)))
-        random.Random(seed).shuffle(order)
-        grid = [grid[i] for i in sorted(order[:n_slots])]
-    return grid[:n_slots]
+    order = list(range(len(grid)))
+    random.Random(seed).shuffle(order)
+    return [grid[i] for i in order[:n_slots]]
 
 
 # -- storage ---------------------------------------------------------------------------------------
@@ -364,8 +363,10 @@ def open_storage(url: str):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except ImportError as e:
-            raise UserError(f"optuna storage {redact(url)}: its database driver is missing ({e.name}); "
-                            "e.g. pip install psycopg2-binary for PostgreSQL, pymysql for MySQL") from None
+            module = getattr(e.__cause__, "name", None) or e.name or "?"
+            raise UserError(f"optuna storage {redact(url)}: its database driver (Python module {module!r}) is not installed; "
+                            "PostgreSQL: pip install 'psycopg[binary]' (postgresql://) or psycopg2-binary "
+                            "(postgresql+psycopg2://); MySQL: pip install pymysql (mysql+pymysql://)") from None
         except Exception as e:  # noqa: BLE001 - store problems of any kind get one line
             last = e
             time.sleep(0.2 * (attempt + 1))
@@ -672,7 +673,9 @@ class Tuner:
                 self.study.tell(trial, values)
             else:
                 self.study.tell(trial, state=outcome)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+            if isinstance(e, ValueError) and "Cannot tell" not in str(e):
+                raise
             self.log(f"tuning: trial {trial.number} was meanwhile declared dead by another worker; its result is dropped")
 
     def _wait_for_others(self, deadline) -> bool:
@@ -833,12 +836,11 @@ class Tuner:
             ax.set_ylabel(f"{name} ({OBJECTIVES[name]}d)" + (" × (1 − noise)" if name == "silhouette" and self.cell.clusterer.name == "hdbscan" else ""))
             if nmi:
                 pts = sorted((r["k"], nmi[r["number"]]) for r in complete if r["number"] in nmi)
-                other = ax if name == "silhouette" else ax.twinx()
+                other = ax.twinx()  # same panel and K axis, its own scale
                 xs, ys = zip(*pts, strict=True)
                 other.plot(xs, ys, "s:", color="tab:red", ms=3, label="NMI vs labels (after the fact; not used)")
-                if other is not ax:
-                    other.set_ylabel("NMI (labels, figure only)", color="tab:red")
-                    other.legend(loc="lower right", fontsize=7)
+                other.set_ylabel("NMI (labels, figure only)", color="tab:red")
+                other.legend(loc="lower right", fontsize=7)
             ax.legend(loc="best", fontsize=7)
             ax.grid(alpha=0.3)
         axes[0].set_title(f"{self.cell.dataset} / {self.cell.embedder} / {self.cell.clusterer}: {self.sampler_kind}, "

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# torch and faiss each bring an OpenMP runtime; with busy-waiting threads they slow each other
+# (and every other process) down badly on a 2-core host. Passive waiting keeps timings honest.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

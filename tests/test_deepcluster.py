@@ -1,0 +1,242 @@
+"""DeepCluster: the model, the epoch loop, checkpoints and resume, the official checkpoint format,
+and both faces (clusterer, embedder) end to end through the CLI into a real MLflow store.
+
+Small on purpose: digits upsampled to 16 px, a handful of clusters, one or two epochs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from clusterbench.datasets import DATASETS  # noqa: E402
+from clusterbench.errors import UserError  # noqa: E402
+from clusterbench.methods.deepcluster import (  # noqa: E402
+    DeepClusterConfig,
+    build_model,
+    model_from_checkpoint,
+    read_checkpoint,
+    run_dir,
+    strip_data_parallel,
+    train_deepcluster,
+)
+from clusterbench.methods.deepcluster import model as M  # noqa: E402
+from clusterbench.methods.deepcluster import train as T  # noqa: E402
+
+TINY = dict(k=8, batch_size=64, size=16, precision="fp32", device="cpu")
+TINY_SPEC = "k=8,batch_size=64,size=16,precision=fp32,device=cpu"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return DATASETS.create("digits:limit=200").load()
+
+
+def test_alexnet_sobel_front_end_is_frozen_and_matches_the_reference_layout():
+    net = build_model("alexnet", sobel=True, size=224)
+    keys = list(net.state_dict())
+    assert keys[:4] == ["sobel.0.weight", "sobel.0.bias", "sobel.1.weight", "sobel.1.bias"]
+    assert "features.0.weight" in keys and "classifier.1.weight" in keys and "classifier.4.weight" in keys
+    assert net.state_dict()["features.0.weight"].shape == (96, 2, 11, 11)
+    assert not any(p.requires_grad for p in net.sobel.parameters())
+    assert torch.allclose(net.sobel[1].weight[0, 0], torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]]))
+    # No Sobel: three input channels.
+    assert build_model("alexnet", sobel=False).state_dict()["features.0.weight"].shape[1] == 3
+
+
+def test_small_variant_and_backbone_embed_grayscale_batches():
+    small = build_model("alexnet-small", sobel=True, size=28).eval()
+    assert small.embed(torch.rand(3, 1, 28, 28)).shape == (3, small.feature_dim)
+    resnet = build_model("resnet18", sobel=True, size=32).eval()
+    assert resnet.embed(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+    with pytest.raises(UserError, match="unknown backbone"):
+        build_model("resnet19", sobel=True)
+    assert M.resolve_backbone("auto", 28) == "alexnet-small" and M.resolve_backbone("auto", 256) == "alexnet"
+
+
+def test_uniform_sampling_skips_empty_clusters_and_balances_the_rest():
+    labels = np.array([0] * 90 + [3] * 9 + [7])  # clusters 1, 2, 4, 5, 6 are empty
+    idx = T.uniform_cluster_sample(labels, 300, np.random.default_rng(0))
+    assert len(idx) == 300
+    counts = np.bincount(labels[idx], minlength=8)
+    assert counts[[1, 2, 4, 5, 6]].sum() == 0 and min(counts[[0, 3, 7]]) >= 95
+    assert T.cluster_stats(labels, 8) == {"clusters_empty": 5, "clusters_nonempty": 3,
+                                         "cluster_largest": 90, "cluster_smallest": 1}
+
+
+def test_config_key_names_the_training_not_the_device():
+    a = DeepClusterConfig(**TINY)
+    assert a.key() == DeepClusterConfig(**{**TINY, "device": "cuda"}).key()
+    assert a.key() != DeepClusterConfig(**{**TINY, "k": 9}).key()
+    with pytest.raises(UserError):
+        DeepClusterConfig(k=1)
+
+
+def test_loop_logs_every_epoch_and_the_checkpoint_round_trips(digits, tmp_path):
+    logged = []
+    config = DeepClusterConfig(epochs=2, **TINY)
+    result = train_deepcluster(digits, config, checkpoint_dir=tmp_path, progress=False, log=None, eval_k=10,
+                               log_metrics=lambda m, step: logged.append((step, m)))
+    assert [step for step, _ in logged] == [0, 1]
+    first, second = (m for _, m in logged)
+    for key in ("loss", "nmi_labels", "nmi_labels_k10", "clusters_empty", "cluster_largest", "cluster_smallest",
+                "time_features_s", "time_clustering_s", "time_training_s", "images_per_s"):
+        assert np.isfinite(second[key]), key
+    assert "nmi_previous" not in first and 0 <= second["nmi_previous"] <= 1
+    assert result.labels.shape == (200,) and result.features.shape == (200, result.info["feature_dim"])
+    assert len(np.unique(result.labels)) <= 8
+
+    ckpt = read_checkpoint(tmp_path / T.CHECKPOINT_NAME)  # weights_only=True
+    assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2 and ckpt["assignments"].shape == (200,)
+    net, loaded_config, resolved = model_from_checkpoint(ckpt)
+    assert loaded_config == config and resolved == {"backbone": "alexnet-small", "size": 16}
+    again, _ = T.compute_features(net, T.prepare_images(digits, 16), device="cpu", precision="fp32",
+                                  batch_size=64, progress=False)
+    np.testing.assert_allclose(again, result.features, rtol=1e-4, atol=1e-4)
+
+    # A finished training is loaded, not redone.
+    done = train_deepcluster(digits, config, checkpoint_dir=tmp_path, progress=False, log=None)
+    assert done.resumed_from == 2 and len(done.history) == 2
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(digits, tmp_path):
+    config = DeepClusterConfig(epochs=3, **TINY)
+
+    def crash(epoch, metrics):
+        if epoch == 0:
+            raise KeyboardInterrupt("killed after epoch 1")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_deepcluster(digits, config, checkpoint_dir=tmp_path / "a", progress=False, log=None, on_epoch_end=crash)
+    assert read_checkpoint(tmp_path / "a" / T.CHECKPOINT_NAME)["epoch"] == 1
+
+    steps, lines = [], []
+    resumed = train_deepcluster(digits, config, checkpoint_dir=tmp_path / "a", progress=False, log=lines.append,
+                                log_metrics=lambda m, step: steps.append((step, "resumed" in m)))
+    assert resumed.resumed_from == 1 and len(resumed.history) == 3
+    assert steps == [(0, True), (1, False), (2, False)]  # epoch 0 re-logged from the checkpoint, then 1 and 2
+    assert any("resuming" in line and "after epoch 1/3" in line for line in lines)
+
+    # Every epoch's randomness comes from (seed, epoch): the resumed run is the uninterrupted one.
+    straight = train_deepcluster(digits, config, checkpoint_dir=tmp_path / "b", progress=False, log=None)
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert np.mean(straight.labels == resumed.labels) > 0.95
+
+
+def _official_file(path, module_prefix: str, sobel: bool = True):
+    """An AlexNet checkpoint in the reference's format: DataParallel keys, Sobel layer, top layer."""
+    torch.manual_seed(0)
+    net = M.alexnet(sobel=sobel)
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue  # the reference's files predate this buffer
+        if module_prefix == "features" and key.startswith("features."):
+            key = "features.module." + key[len("features."):]
+        elif module_prefix == "all":
+            key = "module." + key
+        state[key] = value.clone()
+    state["top_layer.weight"] = torch.randn(20, 4096) * 0.01
+    state["top_layer.bias"] = torch.zeros(20)
+    torch.save({"epoch": 100, "arch": "alexnet", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}},
+               path)
+    return net
+
+
+@pytest.mark.parametrize("prefix", ["features", "all"])
+def test_official_checkpoint_loads_with_module_keys_and_sobel(digits, tmp_path, prefix):
+    from clusterbench.methods.embedders import EMBEDDERS
+
+    path = tmp_path / "checkpoint.pth.tar"
+    original = _official_file(path, prefix).eval()
+    assert strip_data_parallel("features.module.0.weight") == "features.0.weight"
+
+    net, meta = M.load_official_checkpoint(read_checkpoint(path))
+    assert meta["sobel"] is True and net.sobel is not None
+    for key, value in original.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(net.state_dict()[key], value), key
+
+    embedder = EMBEDDERS.create(f"alexnet-deepcluster:checkpoint={path},size=64,precision=fp32,device=cpu")
+    assert embedder.identity().startswith("file:checkpoint.pth.tar:")
+    small = DATASETS.create("digits:limit=20").load()
+    embedding = embedder.embed(small)
+    assert embedding.features.shape == (20, 4096) and embedding.info["checkpoint_format"] == "official"
+    images = T.prepare_images(small, 64)
+    with torch.no_grad():
+        expected = original.embed(torch.stack([T.Normalize(1)(img) for img in images]))
+    np.testing.assert_allclose(embedding.features, expected.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_a_checkpoint_that_does_not_fit_is_one_line(tmp_path):
+    path = tmp_path / "bad.pth"
+    torch.save({"arch": "alexnet", "state_dict": {"features.module.0.weight": torch.zeros(96, 5, 11, 11)}}, path)
+    with pytest.raises(UserError, match="first conv takes 5 channels"):
+        M.load_official_checkpoint(read_checkpoint(path))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        read_checkpoint(tmp_path / "junk.pth")
+
+
+def _metric_steps(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_clusterer_end_to_end_logs_epochs_and_reports_both_label_sets(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from clusterbench.cli import main
+    from clusterbench.tracking import default_tracking_uri
+
+    results, summary_path = tmp_path / "results", tmp_path / "summary.json"
+    status = main(["run", "-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=2,{TINY_SPEC}",
+                   "--k", "10", "--results", str(results), "--json", str(summary_path), "--no-progress"])
+    assert status == 0
+    cell = json.loads(summary_path.read_text())["cells"][0]
+    assert cell["status"] == "ok", cell["error"]
+    metrics = cell["metrics"]
+    assert metrics["n_clusters"] <= 8 and 0 <= metrics["nmi"] <= 1  # the final pseudo-labels at k=8
+    assert metrics["kmeans_k10.n_clusters"] == 10 and 0 <= metrics["kmeans_k10.nmi"] <= 1  # k-means at the grid's K
+    assert cell["params"]["k"] == 8
+
+    client = MlflowClient(default_tracking_uri(results))
+    run_id = cell["mlflow_run_id"]
+    for key in ("loss", "nmi_labels", "time_features_s", "time_clustering_s", "time_training_s", "images_per_s",
+                "clusters_empty", "cluster_largest", "cluster_smallest"):
+        assert [s for s, _ in _metric_steps(client, run_id, key)] == [0, 1], key
+    assert [s for s, _ in _metric_steps(client, run_id, "nmi_previous")] == [1]
+    assert "deepcluster_nmi.png" in {a.path for a in client.list_artifacts(run_id)}
+    checkpoints = list((results / "cache" / "deepcluster").glob("*/checkpoint.pt"))
+    assert len(checkpoints) == 1 and read_checkpoint(checkpoints[0])["epoch"] == 2
+
+
+def test_embedder_end_to_end_trains_once_and_shares_the_clusterers_training(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from clusterbench.cli import main
+    from clusterbench.tracking import default_tracking_uri
+
+    results, summary_path = tmp_path / "results", tmp_path / "summary.json"
+    spec = f"alexnet-deepcluster:epochs=1,{TINY_SPEC}"
+    status = main(["run", "-d", "digits:limit=200", "-e", spec, "-c", "kmeans", "-c", "kmeans:k=12", "--k", "10",
+                   "--results", str(results), "--json", str(summary_path), "--no-progress"])
+    assert status == 0
+    first, second = json.loads(summary_path.read_text())["cells"]
+    assert first["status"] == second["status"] == "ok"
+    assert first["params"]["weights"].startswith("deepcluster:") and first["metrics"]["embed_cached"] == 0.0
+    client = MlflowClient(default_tracking_uri(results))
+    assert [s for s, _ in _metric_steps(client, first["mlflow_run_id"], "loss")] == [0]
+    assert _metric_steps(client, second["mlflow_run_id"], "loss") == []  # trained once, in the first cell
+
+    # The same training config as a clusterer finds the finished checkpoint and does not train again.
+    digits = DATASETS.create("digits:limit=200").load()
+    config = DeepClusterConfig(epochs=1, **TINY)
+    assert (run_dir(results / "cache" / "deepcluster", config, digits.fingerprint) / "checkpoint.pt").exists()
+    status = main(["run", "-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=1,{TINY_SPEC}",
+                   "--k", "10", "--results", str(results), "--json", str(summary_path), "--no-progress"])
+    cell = json.loads(summary_path.read_text())["cells"][0]
+    assert status == 0 and cell["metrics"]["cluster.resumed_from_epoch"] == 1.0
