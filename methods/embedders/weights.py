@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 
 from clusterbench.errors import UserError
+from clusterbench.net import host_reachable  # noqa: F401 - the embedders' entry point
 
 # Keys that usually wrap the real state dict in training checkpoints.
 _CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "net")
@@ -20,27 +19,6 @@ def file_sha256(path: str | os.PathLike, length: int = 16) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:length]
-
-
-def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds.
-
-    The attempt runs in a daemon thread because name resolution ignores socket timeouts and
-    can block for much longer on a machine without network.
-    """
-    result: list[bool] = []
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=attempt, name=f"reach-{host}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
