@@ -7,3 +7,11 @@ class UserError(Exception):
 
 class DataError(UserError):
     """Input data that cannot be used (missing, unreadable, empty)."""
+
+
+def one_line_reason(exc: BaseException) -> str:
+    """What a user reads about a failure: our own message, or the exception type and first line."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

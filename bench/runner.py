@@ -14,7 +14,7 @@ import numpy as np
 from . import metrics as M
 from .cache import EmbeddingCache, embedding_key
 from .environment import git_commit, library_versions
-from .errors import UserError
+from .errors import UserError, one_line_reason
 from .kchoice import resolve_k
 from .locks import cell_lock
 from .perf import peak_host_memory_mb
@@ -71,13 +71,6 @@ def validate_cells(cells: list[Cell]) -> None:
         k = cell.clusterer.params.get("k", cell.k)
         if isinstance(k, int) and k < 2:
             raise UserError(f"k={k}: K must be at least 2 (cell {cell.key})")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return str(exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class Runner:
@@ -174,7 +167,7 @@ class Runner:
             tracker.end_run(run_id, "KILLED")
             raise
         except Exception as exc:  # noqa: BLE001 - isolation: any failure stays inside its cell
-            result.status, result.error = "failed", _reason(exc)
+            result.status, result.error = "failed", one_line_reason(exc)
             tracker.set_tags(run_id, {REASON_TAG: result.error})
             if not isinstance(exc, UserError):
                 tracker.log_text(run_id, "traceback.txt", traceback.format_exc())

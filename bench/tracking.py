@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError
+from .locks import pid_alive
 
 CELL_KEY_TAG = "clusterbench.cell_key"
 ROLE_TAG = "clusterbench.role"
@@ -35,16 +36,6 @@ def _clean_metrics(metrics: dict) -> dict[str, float]:
         if isinstance(value, int | float) and math.isfinite(value):
             out[key] = float(value)
     return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Tracker:
@@ -178,7 +169,7 @@ class Tracker:
                 pid = int(tags.get(PID_TAG, "-1"))
             except ValueError:
                 continue
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 self.client.set_tag(run.info.run_id, REASON_TAG, f"process {pid} ended without closing the run")
                 self.end_run(run.info.run_id, "KILLED")
                 closed.append(run.info.run_id)

@@ -58,8 +58,9 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
-from .errors import UserError
+from .errors import UserError, one_line_reason
 from .kchoice import KChoice
+from .locks import pid_alive
 
 OBJECTIVES = {"silhouette": "maximize", "calinski_harabasz": "maximize", "davies_bouldin": "minimize"}
 SAMPLERS = ("auto", "grid", "tpe", "random")
@@ -404,16 +405,6 @@ def _file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 class StudyHandle:
     """One study in one storage, with the locking that makes concurrent workers safe.
 
@@ -457,7 +448,7 @@ class StudyHandle:
                     holder = self.storage.get_study_user_attrs(held).get("holder")
                     seen = first_seen.setdefault(held, time.time())
                     age = time.time() - (holder["time"] if holder else seen)
-                    dead = holder and holder["host"] == self.host and not _pid_alive(int(holder["pid"]))
+                    dead = holder and holder["host"] == self.host and not pid_alive(int(holder["pid"]))
                     if dead or age > self.LOCK_STALE:
                         with contextlib.suppress(Exception):
                             self.storage.delete_study(held)
@@ -489,13 +480,6 @@ def _trial_k(trial) -> int | None:
         return int(trial.params["k"])
     found = _trial_state(trial).get("n_clusters")
     return None if found is None else int(found)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return str(exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -595,7 +579,7 @@ class Tuner:
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             state = _trial_state(t)
             if state.get("host") == self.handle.host:
-                if state.get("pid") is not None and int(state["pid"]) != self.handle.pid and not _pid_alive(int(state["pid"])):
+                if state.get("pid") is not None and int(state["pid"]) != self.handle.pid and not pid_alive(int(state["pid"])):
                     yield t, f"worker process {state['pid']} on {state['host']} died"
             elif t.datetime_start is not None and now - t.datetime_start.timestamp() > self.cfg.stale_after:
                 yield t, f"running for more than stale_after={self.cfg.stale_after:g} s on {state.get('host', '?')}"
@@ -677,7 +661,7 @@ class Tuner:
             except _Infeasible as e:
                 self._finish(trial, {**state, "reason": str(e)}, optuna.trial.TrialState.PRUNED)
             except Exception as e:  # noqa: BLE001 - a failing trial is recorded as FAIL; the study goes on
-                self._finish(trial, {**state, "error": _reason(e)}, optuna.trial.TrialState.FAIL)
+                self._finish(trial, {**state, "error": one_line_reason(e)}, optuna.trial.TrialState.FAIL)
             else:
                 self._finish(trial, {**state, **extra}, optuna.trial.TrialState.COMPLETE, values)
             self.run_here.append(trial.number)
@@ -935,6 +919,6 @@ def _log_to_tracker(tracker, run_id, tuner: Tuner, rows: list[dict], best) -> No
     try:
         fig = tuner.figure(rows, nmi, best.number)
     except Exception as e:  # noqa: BLE001 - a figure is never worth a failed cell
-        tracker.log_text(run_id, "tuning/figure_error.txt", _reason(e))
+        tracker.log_text(run_id, "tuning/figure_error.txt", one_line_reason(e))
         return
     tracker.log_figure(run_id, fig, "tuning/objective_vs_k.png")
