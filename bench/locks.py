@@ -31,6 +31,20 @@ def cell_lock(results_dir: Path, cell_key: str):
         os.close(fd)
 
 
+@contextmanager
+def exclusive(results_dir: Path, name: str):
+    """Block until this process holds the named lock (e.g. while a new sqlite store is created:
+    two processes creating its tables at once would both fail)."""
+    lock_dir = Path(results_dir) / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine."""
     try:

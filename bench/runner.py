@@ -16,7 +16,7 @@ from .cache import EmbeddingCache, embedding_key
 from .environment import git_commit, library_versions
 from .errors import UserError, one_line_reason
 from .kchoice import resolve_k
-from .locks import cell_lock
+from .locks import cell_lock, exclusive
 from .perf import peak_host_memory_mb
 from .seeding import seed_everything
 from .suite import Cell, Suite
@@ -101,7 +101,8 @@ class Runner:
         validate_cells(cells)
         self._prepare_results_dir()
         uri = self.tracking_uri or default_tracking_uri(self.results_dir)
-        tracker = Tracker(uri, f"clusterbench/{suite.name}", self.results_dir / "mlartifacts")
+        with exclusive(self.results_dir, "tracking-store"):
+            tracker = Tracker(uri, f"clusterbench/{suite.name}", self.results_dir / "mlartifacts")
         closed = tracker.close_orphans()
         if closed:
             self.log(f"marked {len(closed)} run(s) left RUNNING by a killed process as KILLED")

@@ -30,6 +30,12 @@ def _suite(tmp_path):
 
 
 def _start(suite, results, *extra):
+    from clusterbench.locks import exclusive
+    from clusterbench.tracking import Tracker
+
+    # The store exists before the test starts polling it, as the runner would create it.
+    with exclusive(results, "tracking-store"):
+        Tracker(default_tracking_uri(results), "clusterbench/reliability", results / "mlartifacts")
     return subprocess.Popen([sys.executable, "-m", "clusterbench", "run", str(suite), "--results", str(results),
                              "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
