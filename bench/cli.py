@@ -135,7 +135,9 @@ def cmd_list(args) -> int:
             params = []
             for p, default in registry.parameters(name).items():
                 params.append(p if default is inspect.Parameter.empty else f"{p}={default}")
-            doc = (inspect.getdoc(registry.get(name)) or "").splitlines()
+            cls = registry.get(name)
+            # the entry's own docstring, else its file's (one class per file)
+            doc = inspect.cleandoc(cls.__dict__.get("__doc__") or sys.modules[cls.__module__].__doc__ or "").splitlines()
             print(f"  {name:<20} {', '.join(params)}")
             if doc and doc[0]:
                 print(f"  {'':<20} {doc[0]}")

@@ -98,18 +98,24 @@ class TorchvisionSet:
 
 @DATASETS.register("cifar10")
 class CIFAR10(TorchvisionSet):
+    """CIFAR-10: 60k 32x32 colour images, 10 classes (torchvision download)."""
+
     name = "cifar10"
     tv_class = "CIFAR10"
 
 
 @DATASETS.register("cifar100")
 class CIFAR100(TorchvisionSet):
+    """CIFAR-100: 60k 32x32 colour images, 100 classes (torchvision download)."""
+
     name = "cifar100"
     tv_class = "CIFAR100"
 
 
 @DATASETS.register("mnist")
 class MNIST(TorchvisionSet):
+    """MNIST: 70k 28x28 handwritten digits (torchvision download)."""
+
     name = "mnist"
     tv_class = "MNIST"
 
@@ -125,6 +131,8 @@ class MNIST(TorchvisionSet):
 
 @DATASETS.register("stl10")
 class STL10(TorchvisionSet):
+    """STL-10: 96x96 colour images, 10 classes plus 100k unlabeled (torchvision download)."""
+
     name = "stl10"
     tv_class = "STL10"
     splits = {"train": ("train",), "test": ("test",), "unlabeled": ("unlabeled",), "all": ("train", "test")}

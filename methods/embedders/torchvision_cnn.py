@@ -242,25 +242,35 @@ def _pool(x):
 
 @EMBEDDERS.register("resnet152")
 class ResNet152(TorchvisionCNN):
+    """ResNet-152 (torchvision), 2048-d pooled features."""
+
     arch, head = "resnet152", "fc"
 
 
 @EMBEDDERS.register("densenet121")
 class DenseNet121(TorchvisionCNN):
+    """DenseNet-121 (torchvision), 1024-d pooled features."""
+
     arch, head = "densenet121", "classifier"
 
 
 @EMBEDDERS.register("densenet161")
 class DenseNet161(TorchvisionCNN):
+    """DenseNet-161 (torchvision), 2208-d pooled features."""
+
     arch, head = "densenet161", "classifier"
 
 
 @EMBEDDERS.register("densenet201")
 class DenseNet201(TorchvisionCNN):
+    """DenseNet-201 (torchvision), 1920-d pooled features."""
+
     arch, head = "densenet201", "classifier"
 
 
 @EMBEDDERS.register("alexnet")
 class AlexNet(TorchvisionCNN):
+    """AlexNet (torchvision), 4096-d fc7 features."""
+
     # classifier.6 is the last Linear: its input is fc7 after ReLU (4096-d).
     arch, head = "alexnet", "classifier.6"
