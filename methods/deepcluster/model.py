@@ -28,11 +28,10 @@ STD = (0.229, 0.224, 0.225)
 # (filters, kernel, stride, padding) or "M" (max-pool 3x3 stride 2): the paper's AlexNet ...
 ALEXNET_CFG = [(96, 11, 4, 2), "M", (256, 5, 1, 2), "M", (384, 3, 1, 1), (384, 3, 1, 1), (256, 3, 1, 1), "M"]
 # ... and the same five-conv / three-pool shape for 28-64 px images: stride-1 first conv,
-# a quarter of the width, a 1024-wide MLP. About 20 M multiply-adds per 32 px image.
+# about a third of the width, a 1024-wide MLP. About 30 M multiply-adds per 28 px image.
 ALEXNET_SMALL_CFG = [(32, 5, 1, 2), "M", (96, 5, 1, 2), "M", (128, 3, 1, 1), (128, 3, 1, 1), (96, 3, 1, 1), "M"]
 ALEXNET_SMALL_FC = 1024
-SMALL_MAX_SIZE = 64  # backbone=auto picks alexnet-small for images up to this size
-DEFAULT_SIZE = {"alexnet": 224, "alexnet-small": 32}
+SMALL_MIN_SIZE, SMALL_MAX_SIZE = 28, 64  # alexnet-small's input range; backbone=auto picks it up to 64 px
 
 
 def _nn():
@@ -238,12 +237,17 @@ def resolve_backbone(backbone: str, image_size: int | None) -> str:
 
 
 def resolve_size(backbone: str, size: int | None, image_size: int | None) -> int:
+    """Network input size: ``size`` if given; else 224 for alexnet, the images' own size within
+    28-64 px for alexnet-small (Fashion-MNIST 28, CIFAR 32, digits upsampled to 28), and at least
+    32 px for torchvision backbones."""
     if size is not None:
         if int(size) < 16:
             raise UserError(f"deepcluster: size={size}: at least 16 px")
         return int(size)
-    if backbone in DEFAULT_SIZE:
-        return DEFAULT_SIZE[backbone]
+    if backbone == "alexnet":
+        return 224
+    if backbone == "alexnet-small":
+        return min(max(int(image_size or SMALL_MIN_SIZE), SMALL_MIN_SIZE), SMALL_MAX_SIZE)
     return max(32, int(image_size or 32))
 
 

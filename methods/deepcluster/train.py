@@ -56,6 +56,7 @@ class DeepClusterConfig:
     kmeans_iter: int = 20
     crop_min: float = 0.2  # random-resized-crop minimum area fraction (0.08 in the paper, 224 px)
     flip: bool = True
+    jitter: float = 0.0  # random contrast/brightness strength (0: off)
     precision: str = "auto"  # feature pass and training: auto | fp32 | bf16 (| fp16: feature pass on CUDA)
     seed: int = 0
     device: str = "auto"
@@ -99,6 +100,11 @@ class DeepClusterResult:
     resumed_from: int = 0  # epochs already done when this call started
     checkpoint: str | None = None
     info: dict = field(default_factory=dict)
+
+    @property
+    def eval_features(self) -> np.ndarray:
+        """The representation judged with k-means at the evaluation K (see :func:`evaluation_features`)."""
+        return evaluation_features(self.features)
 
 
 # -- images -----------------------------------------------------------------------------------
@@ -171,7 +177,7 @@ class Normalize:
         return (img.float().div_(255.0) - self.mean) / self.std
 
 
-def augment(batch, crop_min: float, flip: bool, generator=None):
+def augment(batch, crop_min: float, flip: bool, generator=None, jitter: float = 0.0):
     """Random resized crop (area in [crop_min, 1], aspect in [3/4, 4/3]) + horizontal flip, for a
     whole float batch (B, C, H, W) at once via ``affine_grid``/``grid_sample``."""
     import torch
@@ -189,7 +195,13 @@ def augment(batch, crop_min: float, flip: bool, generator=None):
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, h, cy
     grid = F.affine_grid(theta.to(batch.device), list(batch.shape), align_corners=False)
-    return F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if jitter > 0:
+        contrast = torch.empty(b, 1, 1, 1).uniform_(1 - jitter, 1 + jitter, generator=generator).to(batch.device)
+        bright = torch.empty(b, 1, 1, 1).uniform_(-jitter / 2, jitter / 2, generator=generator).to(batch.device)
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = ((out - mean) * contrast + mean + bright).clamp_(0, 1)
+    return out
 
 
 # -- the steps of an epoch ----------------------------------------------------------------------
@@ -223,12 +235,24 @@ def compute_features(net, images, *, device: str, precision: str, batch_size: in
 
 
 def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
-    """PCA (whitened, eigen power -0.5) to ``pca_dim`` then L2 rows, as the reference does."""
-    from clusterbench.reduce import Reducer
+    """PCA (whitened, eigen power -0.5) to ``pca_dim`` then L2 rows, as the reference does.
 
-    features = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0)
-    dim = min(pca_dim, features.shape[1], features.shape[0])
-    return Reducer(pca=dim, whiten=True, l2=True).fit_transform(features)
+    faiss's PCA with the whitening itself (rather than ``eigen_power=-0.5``) so that directions
+    with (near) zero variance -- fewer images than dimensions, dead units -- are not divided by
+    zero: eigenvalues are floored at 1e-6 of the largest.
+    """
+    import faiss
+
+    features = np.ascontiguousarray(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
+    dim = max(1, min(pca_dim, features.shape[1], features.shape[0] - 1))
+    pca = faiss.PCAMatrix(features.shape[1], dim, 0.0)
+    pca.train(features)
+    out = pca.apply(features)
+    eigenvalues = faiss.vector_to_array(pca.eigenvalues)[:dim].astype(np.float64)
+    floor = max(float(eigenvalues.max(initial=0.0)) * 1e-6, 1e-12)
+    out /= np.sqrt(np.maximum(eigenvalues, floor)).astype(np.float32)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def cluster(reduced: np.ndarray, k: int, seed: int, niter: int = 20):
@@ -306,7 +330,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         x = images[idx].to(device, non_blocking=True).float().div_(255.0)
-        x = augment(x, config.crop_min, config.flip, gen)
+        x = augment(x, config.crop_min, config.flip, gen, config.jitter)
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
         y = targets_all[idx].to(device, non_blocking=True)
         with autocast:
@@ -377,6 +401,15 @@ def model_from_checkpoint(obj: dict):
 
 
 # -- the loop -------------------------------------------------------------------------------------
+
+def _cuda_indices(device: str) -> list[int]:
+    import torch
+
+    if not device.startswith("cuda"):
+        return []
+    index = torch.device(device).index
+    return [torch.cuda.current_device() if index is None else index]
+
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + 7919 * (epoch + 1)) % 2**31
@@ -461,10 +494,12 @@ def train_deepcluster(
         reduced = reduce_features(features, config.pca_dim)
         labels, objective = cluster(reduced, config.k, epoch_seed, config.kmeans_iter)
         t2 = time.perf_counter()
-        evaluation = _evaluate(reduced, truth, eval_k, epoch_seed, config.kmeans_iter)
-        loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, config, device=device, precision=precision,
-                                       epoch_seed=epoch_seed, progress=progress)
+        with torch.random.fork_rng(devices=_cuda_indices(device)):
+            torch.manual_seed(epoch_seed)  # dropout: from (seed, epoch) too, so a resumed run matches
+            loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, config, device=device,
+                                           precision=precision, epoch_seed=epoch_seed, progress=progress)
         t3 = time.perf_counter()
+        evaluation = _evaluate(features, truth, eval_k, config.seed)  # scoring only: not part of the epoch's time
         metrics = {
             "epoch": epoch,
             "loss": loss,
@@ -505,7 +540,7 @@ def train_deepcluster(
         final["final_nmi_previous"] = nmi(previous, labels)
     if truth is not None:
         final["final_nmi_labels"] = nmi(truth, labels)
-    final.update({f"final_{k}": v for k, v in _evaluate(reduced, truth, eval_k, config.seed, config.kmeans_iter).items()})
+    final.update({f"final_{k}": v for k, v in _evaluate(features, truth, eval_k, config.seed).items()})
     info = {
         "backbone": backbone, "size": size, "sobel": config.sobel, "device": device, "precision": precision,
         "feature_dim": int(features.shape[1]), "epochs": config.epochs, "resumed_from": start_epoch,
@@ -517,11 +552,27 @@ def train_deepcluster(
                              str(path) if path is not None else None, info)
 
 
-def _evaluate(reduced, truth, eval_k, seed, niter) -> dict:
+def evaluation_features(features: np.ndarray) -> np.ndarray:
+    """L2-normalised penultimate features: what the learned representation is judged on with
+    k-means at the evaluation K (whitening, right for K >> classes, hurts at K = classes)."""
+    features = np.nan_to_num(np.asarray(features, dtype=np.float32))
+    return np.ascontiguousarray(features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12))
+
+
+def evaluation_kmeans(features: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k-means (k-means++ seeding, 100 iterations) at the evaluation K."""
+    from clusterbench.methods.clusterers.kmeans import faiss_gpu_available, faiss_kmeans
+
+    labels, _, _ = faiss_kmeans(features, int(k), n_init=1, max_iter=100, seed=int(seed) % 2**31, init="k-means++",
+                                spherical=False, use_gpu=faiss_gpu_available())
+    return labels
+
+
+def _evaluate(features, truth, eval_k, seed) -> dict:
     """NMI vs labels of k-means at the evaluation K (labels used for scoring only)."""
-    if truth is None or not eval_k or eval_k > len(reduced):
+    if truth is None or not eval_k or eval_k > len(features):
         return {}
-    labels, _ = cluster(reduced, int(eval_k), seed + 1, niter)
+    labels = evaluation_kmeans(evaluation_features(features), eval_k, seed)
     return {f"nmi_labels_k{int(eval_k)}": nmi(truth, labels)}
 
 
@@ -546,7 +597,10 @@ def nmi_figure(history: list[dict], title: str = "DeepCluster"):
     fig = Figure(figsize=(6, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for key, label in (("nmi_previous", "NMI(epoch t, epoch t-1): stability"), ("nmi_labels", "NMI vs labels")):
+    curves = [("nmi_previous", "stability: NMI(assignments t, t-1)"), ("nmi_labels", "NMI(pseudo-labels, labels)")]
+    curves += [(k, f"NMI(k-means K={k[len('nmi_labels_k'):]} on features, labels)")
+               for k in sorted({k for h in history for k in h if k.startswith("nmi_labels_k")})]
+    for key, label in curves:
         points = [(h["epoch"] + 1, h[key]) for h in history if key in h]
         if points:
             xs, ys = zip(*points, strict=True)
@@ -557,6 +611,6 @@ def nmi_figure(history: list[dict], title: str = "DeepCluster"):
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
     if ax.lines:
-        ax.legend(loc="lower right")
+        ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     return fig

@@ -1,0 +1,86 @@
+"""DeepCluster as a clusterer: trains the network on the cell's images and returns its final
+pseudo-labels (k-means at the overclustering ``k`` on the learned features).
+
+``k`` here is DeepCluster's own K (overclustering, K >> classes). When the grid's K (``eval_k``,
+by default ``context.extra["grid_k"]``: --k, the suite's k or the number of classes) differs,
+k-means at that K on the learned features is reported too, under the prefix ``kmeans_k<K>.``.
+The cell's X (the embedder's features) is not used: DeepCluster learns its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clusterbench.errors import UserError
+
+from .base import CLUSTERERS
+
+
+@CLUSTERERS.register("deepcluster")
+class DeepCluster:
+    """DeepCluster (Caron et al. 2018): k-means on the CNN's features <-> training on the pseudo-labels."""
+
+    needs_context = True
+
+    def __init__(self, k: int = 100, epochs: int = 10, eval_k: int | None = None, backbone: str = "auto",
+                 sobel: bool = True, size: int | None = None, pca_dim: int = 256, lr: float = 0.05,
+                 batch_size: int = 256, crop_min: float = 0.2, precision: str = "auto", device: str = "auto",
+                 seed: int = 0):
+        self.k = k
+        self.epochs = epochs
+        self.eval_k = eval_k
+        self.backbone = backbone
+        self.sobel = sobel
+        self.size = size
+        self.pca_dim = pca_dim
+        self.lr = lr
+        self.batch_size = batch_size
+        self.crop_min = crop_min
+        self.precision = precision
+        self.device = device
+        self.seed = seed
+
+    def config(self):
+        from clusterbench.methods.deepcluster import DeepClusterConfig
+
+        return DeepClusterConfig(k=self.k, epochs=self.epochs, backbone=self.backbone, sobel=self.sobel,
+                                 size=self.size, pca_dim=self.pca_dim, lr=self.lr, batch_size=self.batch_size,
+                                 crop_min=self.crop_min, precision=self.precision, device=self.device,
+                                 seed=self.seed)
+
+    def fit_predict(self, X=None, context=None) -> np.ndarray:
+        from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster
+        from clusterbench.methods.deepcluster.train import evaluation_kmeans
+
+        if context is None:
+            raise UserError("deepcluster needs the images, not only features: run it through the harness "
+                            "(fit_predict(X, context=ClusterContext(...)))")
+        data = context.data
+        config = self.config()
+        eval_k = self.eval_k if self.eval_k is not None else (context.extra or {}).get("grid_k")
+        if eval_k is not None and (not isinstance(eval_k, int) or eval_k < 2):
+            raise UserError(f"deepcluster: eval_k={eval_k!r} must be an integer >= 2")
+        checkpoint_dir = run_dir(context.work_dir, config, data.fingerprint) if context.work_dir else None
+        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=context.log_metrics,
+                                   eval_k=eval_k)
+        if result.history:
+            context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
+                               "deepcluster_nmi.png")
+        self.labels_ = result.labels
+        self.features_ = result.reduced  # the learned representation k-means saw
+        self.extra_assignments_, self.extra_features_ = {}, {}
+        if eval_k is not None and eval_k != config.k and eval_k <= len(result.labels):
+            name = f"kmeans_k{eval_k}"
+            features = result.eval_features
+            self.extra_assignments_[name] = evaluation_kmeans(features, eval_k, config.seed)
+            self.extra_features_[name] = features
+        self.info_ = {
+            "k": config.k,
+            "epochs": config.epochs,
+            "resumed_from_epoch": result.resumed_from,
+            "train_seconds": result.info.get("train_seconds"),
+            "feature_dim": result.info.get("feature_dim"),
+            "backbone": result.info.get("backbone"),
+            "checkpoint": result.checkpoint,
+        }
+        return result.labels

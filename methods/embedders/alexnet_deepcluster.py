@@ -1,0 +1,153 @@
+"""Features of a DeepCluster-trained AlexNet (Caron et al., 2018).
+
+Three sources of weights:
+
+- trained in-line on the cell's dataset (``epochs=``, ``k=`` and the other training
+  parameters): the training is cached under ``<results>/cache/deepcluster/<config>-<dataset>``
+  with a checkpoint per epoch, so it happens once and an interrupted one resumes;
+- ``checkpoint=PATH`` of one of our trainings (``.../checkpoint.pt``);
+- ``checkpoint=PATH`` of the official DeepCluster AlexNet file (``{'arch', 'state_dict', ...}``,
+  DataParallel ``module.`` keys, Sobel layer): mapped onto the same network.
+
+Features are the penultimate layer (the last fc before its ReLU), the representation
+DeepCluster itself clusters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from clusterbench.errors import UserError
+
+from .base import EMBEDDERS, Embedding
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+@EMBEDDERS.register("alexnet-deepcluster")
+class AlexNetDeepCluster:
+    """DeepCluster-trained AlexNet: trained in-line (epochs=, k=) or checkpoint=PATH (ours or official)."""
+
+    needs_context = True
+
+    def __init__(self, checkpoint: str | None = None, epochs: int = 10, k: int = 100, backbone: str = "auto",
+                 sobel: bool = True, size: int | None = None, pca_dim: int = 256, lr: float = 0.05,
+                 batch_size: int = 256, crop_min: float = 0.2, precision: str = "auto", device: str = "auto",
+                 seed: int = 0):
+        self.checkpoint = checkpoint
+        self.epochs = epochs
+        self.k = k
+        self.backbone = backbone
+        self.sobel = sobel
+        self.size = size
+        self.pca_dim = pca_dim
+        self.lr = lr
+        self.batch_size = batch_size
+        self.crop_min = crop_min
+        self.precision = precision
+        self.device = device
+        self.seed = seed
+        self._work_dir = None
+
+    def config(self):
+        from clusterbench.methods.deepcluster import DeepClusterConfig
+
+        return DeepClusterConfig(k=self.k, epochs=self.epochs, backbone=self.backbone, sobel=self.sobel,
+                                 size=self.size, pca_dim=self.pca_dim, lr=self.lr, batch_size=self.batch_size,
+                                 crop_min=self.crop_min, precision=self.precision, device=self.device,
+                                 seed=self.seed)
+
+    def set_work_dir(self, path) -> None:
+        """Where in-line trainings keep their checkpoints (the runner passes ``<results>/cache``)."""
+        self._work_dir = Path(path) / "deepcluster"
+
+    def _checkpoint_path(self) -> str:
+        path = os.path.expanduser(str(self.checkpoint))
+        if not os.path.isfile(path):
+            raise UserError(f"alexnet-deepcluster: checkpoint={self.checkpoint!r} is not a file")
+        return path
+
+    def identity(self) -> str:
+        """``file:<name>:<sha256>`` for a checkpoint, else ``deepcluster:<training config hash>``
+        (the dataset fingerprint is part of the embedding cache key already)."""
+        if self.checkpoint is not None:
+            if getattr(self, "_file_identity", None) is None:
+                path = self._checkpoint_path()
+                self._file_identity = f"file:{os.path.basename(path)}:{_file_sha256(path)}"
+            return self._file_identity
+        return f"deepcluster:{self.config().key()}"
+
+    def embed(self, data, with_logits: bool = False, context=None) -> Embedding:
+        if with_logits:
+            raise UserError("alexnet-deepcluster has no ImageNet classifier head: k=semantic is not available")
+        start = time.perf_counter()
+        if self.checkpoint is not None:
+            features, info = self._from_checkpoint(data)
+        else:
+            features, info = self._train(data, context)
+        info.update({"weights": self.identity(), "n_images": len(data), "feature_dim": int(features.shape[1]),
+                     "embed_seconds_total": time.perf_counter() - start})
+        return Embedding(features.astype("float32", copy=False), info)
+
+    def _train(self, data, context):
+        from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster
+
+        config = self.config()
+        checkpoint_dir = run_dir(self._work_dir, config, data.fingerprint) if self._work_dir is not None else None
+        log_metrics = context.log_metrics if context is not None else None
+        eval_k = (context.extra or {}).get("grid_k") if context is not None else None
+        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, eval_k=eval_k)
+        if context is not None and result.history:
+            context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
+                               "deepcluster_nmi.png")
+        info = {k: v for k, v in result.info.items() if isinstance(v, str | int | float | bool) or v is None}
+        info["checkpoint"] = result.checkpoint
+        info["model"] = f"{result.info.get('backbone')}-deepcluster"
+        return result.features, info
+
+    def _from_checkpoint(self, data):
+        import torch
+
+        from clusterbench.inference import resolve_device, resolve_precision
+        from clusterbench.methods.deepcluster import (
+            compute_features,
+            load_official_checkpoint,
+            prepare_images,
+        )
+        from clusterbench.methods.deepcluster.train import (
+            is_our_checkpoint,
+            model_from_checkpoint,
+            read_checkpoint,
+        )
+
+        path = self._checkpoint_path()
+        obj = read_checkpoint(path)
+        if is_our_checkpoint(obj):
+            net, config, resolved = model_from_checkpoint(obj)
+            size, source = int(self.size or resolved["size"]), "clusterbench"
+            trained = {"trained_epochs": int(obj.get("epoch", 0)), "trained_k": config.k}
+        elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+            net, meta = load_official_checkpoint(obj)
+            size, source = int(self.size or 224), "official"
+            trained = {"trained_epochs": meta.get("epoch")}
+        else:
+            raise UserError(f"alexnet-deepcluster: {path} is neither a clusterbench DeepCluster checkpoint "
+                            "nor an official one (a dict with 'state_dict')")
+        device = resolve_device(self.device)
+        precision = resolve_precision(self.precision, device)
+        net = net.to(device).to(memory_format=torch.channels_last)
+        images = prepare_images(data, size)
+        features, stats = compute_features(net, images, device=device, precision=precision,
+                                           batch_size=self.batch_size, progress=True, desc="alexnet-deepcluster")
+        info = {**stats, "checkpoint": path, "checkpoint_format": source, "size": size,
+                "model": f"{getattr(net, 'arch', 'alexnet')}-deepcluster", "sobel": net.sobel is not None, **trained}
+        return features, info
