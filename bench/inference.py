@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import UserError
 from .perf import cuda_sync, peak_host_memory_mb
+from .seeding import worker_init
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -174,6 +175,7 @@ def _loop(model, images, batch_size, device, precision, channels_last, num_worke
         shuffle=False,
         num_workers=num_workers,
         pin_memory=device.startswith("cuda"),
+        worker_init_fn=worker_init,  # workers seeded from torch's seed, so transforms repeat
     )
     chunks: list[list] = []
     n = len(images)

@@ -136,3 +136,24 @@ def test_half_written_cache_entry_is_never_read(tmp_path):
     np.testing.assert_array_equal(got, features)
     assert logits is None and info == {"seconds": 1.0}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_deepcluster_twice_gives_identical_assignments(tmp_path):
+    # Two separate results directories: the second run trains from scratch, no checkpoint reuse.
+    import json
+
+    from clusterbench.cli import main
+
+    from test_deepcluster import TINY_SPEC
+
+    assignments = []
+    for name in ("a", "b"):
+        results = tmp_path / name
+        status = main(["run", "-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=2,{TINY_SPEC}",
+                       "--results", str(results), "--json", str(tmp_path / f"{name}.json"), "--no-progress"])
+        cell = json.loads((tmp_path / f"{name}.json").read_text())["cells"][0]
+        assert status == 0, cell["error"]
+        client = MlflowClient(default_tracking_uri(results))
+        path = client.download_artifacts(cell["mlflow_run_id"], "assignments.csv", str(tmp_path / f"dl-{name}"))
+        assignments.append(np.loadtxt(path, delimiter=",", skiprows=1))
+    np.testing.assert_array_equal(*assignments)
