@@ -92,7 +92,7 @@ def test_loop_logs_every_epoch_and_the_checkpoint_round_trips(digits, tmp_path):
     ckpt = read_checkpoint(tmp_path / T.CHECKPOINT_NAME)  # weights_only=True
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2 and ckpt["assignments"].shape == (200,)
     net, loaded_config, resolved = model_from_checkpoint(ckpt)
-    assert loaded_config == config and resolved == {"backbone": "alexnet-small", "size": 16}
+    assert loaded_config == config and resolved == {"backbone": "alexnet-small", "size": 16, "pca_dim": 32}
     again, _ = T.compute_features(net, T.prepare_images(digits, 16), device="cpu", precision="fp32",
                                   batch_size=64, progress=False)
     np.testing.assert_allclose(again, result.features, rtol=1e-4, atol=1e-4)
@@ -125,6 +125,46 @@ def test_interrupted_training_resumes_from_its_checkpoint(digits, tmp_path):
     for a, b in zip(straight.history, resumed.history, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
     assert np.mean(straight.labels == resumed.labels) > 0.95
+
+
+_KILLED_CHILD = """
+import sys, time
+from clusterbench.datasets import DATASETS
+from clusterbench.methods.deepcluster import DeepClusterConfig, train_deepcluster
+
+def hang(epoch, metrics):  # the parent SIGKILLs us here, after epoch 1's checkpoint
+    print("epoch-done", epoch, flush=True)
+    time.sleep(120)
+
+data = DATASETS.create("digits:limit=200").load()
+train_deepcluster(data, DeepClusterConfig(epochs=3, **TINY), checkpoint_dir=sys.argv[1], progress=False, log=None,
+                  on_epoch_end=hang)
+"""
+
+
+def test_sigkilled_training_resumes_from_its_last_checkpoint(digits, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = f"TINY = {TINY!r}\n" + _KILLED_CHILD
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().split() == ["epoch-done", "0"]
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == -signal.SIGKILL
+    assert not list(tmp_path.glob(".*.part"))  # no torn temp file left behind
+    assert read_checkpoint(tmp_path / T.CHECKPOINT_NAME)["epoch"] == 1
+
+    lines = []
+    result = train_deepcluster(digits, DeepClusterConfig(epochs=3, **TINY), checkpoint_dir=tmp_path, progress=False,
+                               log=lines.append)
+    assert result.resumed_from == 1 and [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert any("resuming" in line for line in lines)
+    assert read_checkpoint(tmp_path / T.CHECKPOINT_NAME)["epoch"] == 3
 
 
 def _official_file(path, module_prefix: str, sobel: bool = True):
@@ -161,7 +201,7 @@ def test_official_checkpoint_loads_with_module_keys_and_sobel(digits, tmp_path, 
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(net.state_dict()[key], value), key
 
-    embedder = EMBEDDERS.create(f"alexnet-deepcluster:checkpoint={path},size=64,precision=fp32,device=cpu")
+    embedder = EMBEDDERS.create(f"alexnet-deepcluster:checkpoint={path},size=64,precision=fp32,device=cpu,l2=false")
     assert embedder.identity().startswith("file:checkpoint.pth.tar:")
     small = DATASETS.create("digits:limit=20").load()
     embedding = embedder.embed(small)

@@ -9,11 +9,16 @@ The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from clusterbench.errors import UserError
+from clusterbench.methods.deepcluster.train import DeepClusterConfig
 
 from .base import CLUSTERERS
+
+_D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
 
 
 @CLUSTERERS.register("deepcluster")
@@ -22,10 +27,10 @@ class DeepCluster:
 
     needs_context = True
 
-    def __init__(self, k: int = 100, epochs: int = 10, eval_k: int | None = None, backbone: str = "auto",
-                 sobel: bool = True, size: int | None = None, pca_dim: int = 256, lr: float = 0.05,
-                 batch_size: int = 256, crop_min: float = 0.2, precision: str = "auto", device: str = "auto",
-                 seed: int = 0):
+    def __init__(self, k: int = _D.k, epochs: int = _D.epochs, eval_k: int | None = None, backbone: str = _D.backbone,
+                 sobel: bool = _D.sobel, size: int | None = _D.size, pca_dim: int | None = _D.pca_dim, lr: float = _D.lr,
+                 batch_size: int = _D.batch_size, crop_min: float = _D.crop_min, jitter: float = _D.jitter,
+                 precision: str = _D.precision, device: str = _D.device, seed: int = _D.seed):
         self.k = k
         self.epochs = epochs
         self.eval_k = eval_k
@@ -36,16 +41,15 @@ class DeepCluster:
         self.lr = lr
         self.batch_size = batch_size
         self.crop_min = crop_min
+        self.jitter = jitter
         self.precision = precision
         self.device = device
         self.seed = seed
 
-    def config(self):
-        from clusterbench.methods.deepcluster import DeepClusterConfig
-
+    def config(self) -> DeepClusterConfig:
         return DeepClusterConfig(k=self.k, epochs=self.epochs, backbone=self.backbone, sobel=self.sobel,
                                  size=self.size, pca_dim=self.pca_dim, lr=self.lr, batch_size=self.batch_size,
-                                 crop_min=self.crop_min, precision=self.precision, device=self.device,
+                                 crop_min=self.crop_min, jitter=self.jitter, precision=self.precision, device=self.device,
                                  seed=self.seed)
 
     def fit_predict(self, X=None, context=None) -> np.ndarray:
@@ -62,7 +66,7 @@ class DeepCluster:
             raise UserError(f"deepcluster: eval_k={eval_k!r} must be an integer >= 2")
         checkpoint_dir = run_dir(context.work_dir, config, data.fingerprint) if context.work_dir else None
         result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=context.log_metrics,
-                                   eval_k=eval_k)
+                                   eval_k=eval_k, progress=sys.stderr.isatty())
         if result.history:
             context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
                                "deepcluster_nmi.png")

@@ -251,6 +251,16 @@ def resolve_size(backbone: str, size: int | None, image_size: int | None) -> int
     return max(32, int(image_size or 32))
 
 
+def resolve_pca_dim(backbone: str, pca_dim: int | None) -> int:
+    """The paper's 256 for its AlexNet (4096-d features); 32 for alexnet-small, where 256 whitened
+    directions of a 1024-d embedding of small images are mostly noise that k-means then splits on:
+    on Fashion-MNIST (k=30, 5 epochs) 32 kept the pseudo-labels stable (NMI between epochs 0.83)
+    and improving (NMI vs labels 0.49 -> 0.56), while 256 made them drift (0.64; 0.52 -> 0.47)."""
+    if pca_dim is not None:
+        return int(pca_dim)
+    return 32 if backbone == "alexnet-small" else 256
+
+
 def build_model(backbone: str, sobel: bool = True, size: int = 32):
     """A DeepCluster network (no top layer yet) for ``size`` x ``size`` inputs."""
     if backbone == "alexnet":

@@ -10,19 +10,24 @@ Three sources of weights:
   DataParallel ``module.`` keys, Sobel layer): mapped onto the same network.
 
 Features are the penultimate layer (the last fc before its ReLU), the representation
-DeepCluster itself clusters.
+DeepCluster itself clusters, with rows L2-normalised as DeepCluster normalises them before its
+k-means (``l2=false`` for the raw activations).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
 from clusterbench.errors import UserError
+from clusterbench.methods.deepcluster.train import DeepClusterConfig
 
 from .base import EMBEDDERS, Embedding
+
+_D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
 
 
 def _file_sha256(path: str) -> str:
@@ -39,10 +44,10 @@ class AlexNetDeepCluster:
 
     needs_context = True
 
-    def __init__(self, checkpoint: str | None = None, epochs: int = 10, k: int = 100, backbone: str = "auto",
-                 sobel: bool = True, size: int | None = None, pca_dim: int = 256, lr: float = 0.05,
-                 batch_size: int = 256, crop_min: float = 0.2, precision: str = "auto", device: str = "auto",
-                 seed: int = 0):
+    def __init__(self, checkpoint: str | None = None, epochs: int = _D.epochs, k: int = _D.k, backbone: str = _D.backbone,
+                 sobel: bool = _D.sobel, size: int | None = _D.size, pca_dim: int | None = _D.pca_dim, lr: float = _D.lr,
+                 batch_size: int = _D.batch_size, crop_min: float = _D.crop_min, jitter: float = _D.jitter,
+                 precision: str = _D.precision, device: str = _D.device, seed: int = _D.seed, l2: bool = True):
         self.checkpoint = checkpoint
         self.epochs = epochs
         self.k = k
@@ -53,17 +58,17 @@ class AlexNetDeepCluster:
         self.lr = lr
         self.batch_size = batch_size
         self.crop_min = crop_min
+        self.jitter = jitter
         self.precision = precision
         self.device = device
         self.seed = seed
+        self.l2 = l2
         self._work_dir = None
 
-    def config(self):
-        from clusterbench.methods.deepcluster import DeepClusterConfig
-
+    def config(self) -> DeepClusterConfig:
         return DeepClusterConfig(k=self.k, epochs=self.epochs, backbone=self.backbone, sobel=self.sobel,
                                  size=self.size, pca_dim=self.pca_dim, lr=self.lr, batch_size=self.batch_size,
-                                 crop_min=self.crop_min, precision=self.precision, device=self.device,
+                                 crop_min=self.crop_min, jitter=self.jitter, precision=self.precision, device=self.device,
                                  seed=self.seed)
 
     def set_work_dir(self, path) -> None:
@@ -87,6 +92,8 @@ class AlexNetDeepCluster:
         return f"deepcluster:{self.config().key()}"
 
     def embed(self, data, with_logits: bool = False, context=None) -> Embedding:
+        from clusterbench.methods.deepcluster.train import evaluation_features
+
         if with_logits:
             raise UserError("alexnet-deepcluster has no ImageNet classifier head: k=semantic is not available")
         start = time.perf_counter()
@@ -94,8 +101,10 @@ class AlexNetDeepCluster:
             features, info = self._from_checkpoint(data)
         else:
             features, info = self._train(data, context)
+        if self.l2:
+            features = evaluation_features(features)
         info.update({"weights": self.identity(), "n_images": len(data), "feature_dim": int(features.shape[1]),
-                     "embed_seconds_total": time.perf_counter() - start})
+                     "l2": bool(self.l2), "embed_seconds_total": time.perf_counter() - start})
         return Embedding(features.astype("float32", copy=False), info)
 
     def _train(self, data, context):
@@ -105,7 +114,8 @@ class AlexNetDeepCluster:
         checkpoint_dir = run_dir(self._work_dir, config, data.fingerprint) if self._work_dir is not None else None
         log_metrics = context.log_metrics if context is not None else None
         eval_k = (context.extra or {}).get("grid_k") if context is not None else None
-        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, eval_k=eval_k)
+        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, eval_k=eval_k,
+                                   progress=sys.stderr.isatty())
         if context is not None and result.history:
             context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
                                "deepcluster_nmi.png")
@@ -147,7 +157,8 @@ class AlexNetDeepCluster:
         net = net.to(device).to(memory_format=torch.channels_last)
         images = prepare_images(data, size)
         features, stats = compute_features(net, images, device=device, precision=precision,
-                                           batch_size=self.batch_size, progress=True, desc="alexnet-deepcluster")
+                                           batch_size=self.batch_size, progress=sys.stderr.isatty(),
+                                           desc="alexnet-deepcluster")
         info = {**stats, "checkpoint": path, "checkpoint_format": source, "size": size,
                 "model": f"{getattr(net, 'arch', 'alexnet')}-deepcluster", "sobel": net.sobel is not None, **trained}
         return features, info
