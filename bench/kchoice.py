@@ -16,8 +16,12 @@ class KChoice:
 
 def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice:
     name = cell.clusterer.name
-    given = cell.clusterer.params.get("k", cell.k)
+    given = cell.clusterer.params.get("k", cell.k)  # the spec's own k= wins over --k / the suite
     takes_k = clusterers.accepts(name, "k")
+    if getattr(clusterers.get(name), "owns_k", False):
+        # e.g. DeepCluster: its own k (spec or default) is not the grid's K, which it receives separately
+        own = cell.clusterer.params.get("k", clusterers.parameters(name).get("k"))
+        return KChoice(params={"k": own, "k_source": "spec" if "k" in cell.clusterer.params else "default"})
     if given == "auto":
         from .tuning import tune_cell
 

@@ -225,7 +225,9 @@ class Runner:
 
         if len(labels) and (np.asarray(labels) < 0).all():
             raise UserError(f"{cell.clusterer}: every point was labelled noise; lower min_cluster_size / min_samples")
-        scored = M.score(X, labels, data.labels, seed=cell.seed)
+        # internal metrics in the space the labels were made in (DeepCluster learns its own)
+        label_space = getattr(clusterer, "features_", X)
+        scored = M.score(label_space, labels, data.labels, seed=cell.seed)
         info = getattr(clusterer, "info_", {}) or {}
         scored.update({f"cluster.{k}": v for k, v in info.items() if isinstance(v, int | float) and not isinstance(v, bool)})
         for name, extra in (getattr(clusterer, "extra_assignments_", None) or {}).items():

@@ -280,3 +280,13 @@ def test_embedder_end_to_end_trains_once_and_shares_the_clusterers_training(tmp_
                    "--k", "10", "--results", str(results), "--json", str(summary_path), "--no-progress"])
     cell = json.loads(summary_path.read_text())["cells"][0]
     assert status == 0 and cell["metrics"]["cluster.resumed_from_epoch"] == 1.0
+
+
+def test_grid_k_does_not_replace_the_overclustering_k(run_cli):
+    status, _, err, summary = run_cli("-d", "digits:limit=200", "-e", "pixels", "-c",
+                                      "deepcluster:epochs=1,batch_size=64,size=16,precision=fp32,device=cpu", "--k", "5")
+    cell = summary["cells"][0]
+    assert status == 0, err
+    assert cell["params"]["k"] == 30 and cell["params"]["k_source"] == "default"
+    assert 5 < cell["metrics"]["n_clusters"] <= 30
+    assert cell["metrics"]["kmeans_k5.n_clusters"] == 5 and cell["metrics"]["kmeans_k5.nmi"] is not None

@@ -26,6 +26,7 @@ class DeepCluster:
     """DeepCluster (Caron et al. 2018): k-means on the CNN's features <-> training on the pseudo-labels."""
 
     needs_context = True
+    owns_k = True  # its k is the overclustering K; the grid's K only names the extra k-means labels
 
     def __init__(self, k: int = _D.k, epochs: int = _D.epochs, eval_k: int | None = None, backbone: str = _D.backbone,
                  sobel: bool = _D.sobel, size: int | None = _D.size, pca_dim: int | None = _D.pca_dim, lr: float = _D.lr,
