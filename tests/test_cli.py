@@ -154,3 +154,15 @@ def test_json_summary_is_valid_for_failed_cells_too(run_cli):
     cell = summary["cells"][0]
     assert cell["status"] == "failed" and all(v is None for v in cell["metrics"].values())
     json.dumps(summary)
+
+
+def test_ui_binds_to_localhost_over_the_project_store(monkeypatch, results_dir):
+    import os
+
+    captured = {}
+    monkeypatch.setattr(os, "execv", lambda exe, argv: captured.update(argv=argv))
+    assert main(["ui", "--results", str(results_dir)]) == 0
+    argv = captured["argv"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--backend-store-uri") + 1] == default_tracking_uri(results_dir)
+    assert argv[argv.index("--default-artifact-root") + 1] == (results_dir / "mlartifacts").as_uri()
