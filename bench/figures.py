@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,22 +21,6 @@ def best_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> fl
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-@dataclass
-class Figure:
-    name: str
-    ours: float
-    reference: float
-    unit: str
-    note: str = ""
-
-    @property
-    def ratio(self) -> float:
-        """How many times better ours is (higher is better for rates, lower for times)."""
-        if self.unit.endswith("/s"):
-            return self.ours / self.reference
-        return self.reference / self.ours
 
 
 def matmul_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 3) -> float:

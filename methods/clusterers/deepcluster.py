@@ -48,10 +48,7 @@ class DeepCluster:
         self.seed = seed
 
     def config(self) -> DeepClusterConfig:
-        return DeepClusterConfig(k=self.k, epochs=self.epochs, backbone=self.backbone, sobel=self.sobel,
-                                 size=self.size, pca_dim=self.pca_dim, lr=self.lr, batch_size=self.batch_size,
-                                 crop_min=self.crop_min, jitter=self.jitter, precision=self.precision, device=self.device,
-                                 seed=self.seed)
+        return DeepClusterConfig.from_params(self)
 
     def fit_predict(self, X=None, context=None) -> np.ndarray:
         from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster

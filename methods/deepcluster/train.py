@@ -72,6 +72,12 @@ class DeepClusterConfig:
     seed: int = 0
     device: str = "auto"
 
+    @classmethod
+    def from_params(cls, owner) -> DeepClusterConfig:
+        """The config from an estimator's same-named attributes (the clusterer's and the
+        embedder's spec parameters); fields they do not expose keep their defaults."""
+        return cls(**{f.name: getattr(owner, f.name) for f in fields(cls) if hasattr(owner, f.name)})
+
     def __post_init__(self):
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 2:
             raise UserError(f"deepcluster: k={self.k!r} must be an integer >= 2")

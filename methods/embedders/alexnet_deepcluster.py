@@ -66,10 +66,7 @@ class AlexNetDeepCluster:
         self._work_dir = None
 
     def config(self) -> DeepClusterConfig:
-        return DeepClusterConfig(k=self.k, epochs=self.epochs, backbone=self.backbone, sobel=self.sobel,
-                                 size=self.size, pca_dim=self.pca_dim, lr=self.lr, batch_size=self.batch_size,
-                                 crop_min=self.crop_min, jitter=self.jitter, precision=self.precision, device=self.device,
-                                 seed=self.seed)
+        return DeepClusterConfig.from_params(self)
 
     def set_work_dir(self, path) -> None:
         """Where in-line trainings keep their checkpoints (the runner passes ``<results>/cache``)."""
