@@ -16,7 +16,7 @@ class KChoice:
 
 def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice:
     name = cell.clusterer.name
-    given = cell.clusterer.params.get("k", cell.k)  # the spec's own k= wins over --k / the suite
+    given = cell.requested_k
     takes_k = clusterers.accepts(name, "k")
     if getattr(clusterers.get(name), "owns_k", False):
         # e.g. DeepCluster: its own k (spec or default) is not the grid's K, which it receives separately

@@ -68,7 +68,7 @@ def validate_cells(cells: list[Cell]) -> None:
         datasets.validate(cell.dataset)
         embedders.validate(cell.embedder)
         clusterers.validate(cell.clusterer)
-        k = cell.clusterer.params.get("k", cell.k)
+        k = cell.requested_k
         if isinstance(k, int) and k < 2:
             raise UserError(f"k={k}: K must be at least 2 (cell {cell.key})")
 
@@ -288,7 +288,7 @@ class Runner:
             embedder.set_work_dir(self.results_dir / "cache")
         cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
         start = time.perf_counter()
-        wants_logits = cell.k == "semantic" or cell.clusterer.params.get("k") == "semantic"
+        wants_logits = cell.requested_k == "semantic"
         hit = None if self.force else self.cache.load(cache_key)
         if hit is not None and not (wants_logits and hit[1] is None):  # an entry without logits can't serve k=semantic
             features, logits, info = hit

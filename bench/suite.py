@@ -30,8 +30,13 @@ class Cell:
     tune: dict = field(default_factory=dict)
 
     @property
+    def requested_k(self) -> int | str | None:
+        """The K asked for: the clusterer spec's own k= wins over --k / the suite's k."""
+        return self.clusterer.params.get("k", self.k)
+
+    @property
     def key(self) -> str:
-        k = self.clusterer.params.get("k", self.k)
+        k = self.requested_k
         k = "default" if k is None else k
         reduce = self.reduce.describe() if self.reduce else "none"
         key = f"{self.dataset}|{self.embedder}|{self.clusterer}|seed={self.seed}|k={k}|reduce={reduce}"

@@ -230,7 +230,7 @@ def validate_tune(tune: dict | None, cells=()) -> None:
 
     _, embedders, clusterers = registries()
     for cell in cells:
-        k = cell.clusterer.params.get("k", cell.k)
+        k = cell.requested_k
         if k not in ("auto", "semantic"):
             continue
         if k == "auto" and getattr(clusterers.get(cell.clusterer.name), "needs_context", False):
