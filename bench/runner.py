@@ -269,6 +269,9 @@ class Runner:
 
     def _embedding(self, cell: Cell, data, context=None):
         key = (str(cell.dataset), str(cell.embedder))
+        held = self._embeddings.get(key)
+        if isinstance(held, tuple) and cell.requested_k == "semantic" and held[0].logits is None:
+            del self._embeddings[key]  # computed for an earlier cell without the classifier's logits
         if key not in self._embeddings:
             try:
                 self._embeddings[key] = self._compute_embedding(cell, data, context)

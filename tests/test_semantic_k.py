@@ -189,3 +189,17 @@ def test_semantic_k_refuses_an_embedder_without_a_classifier_head(run_cli, vecto
 def test_semantic_k_needs_word_vectors(run_cli):
     status, _, err, _ = run_cli("-d", "digits", "-e", "densenet121", "-c", "kmeans", "--k", "semantic")
     assert status == 2 and "needs word vectors" in err
+
+
+def test_semantic_cell_after_a_plain_cell_on_the_same_embedding(run_cli, classifier, vectors):
+    # The first cell embeds without logits; the semantic cell in the same run must still get them.
+    weights, logits = classifier
+    names = EMBEDDERS.create("densenet121:weights=none").class_names()
+    histogram = Counter(names[i] for i in logits.argmax(axis=1))
+    status, _, err, summary = run_cli("-d", "digits:limit=16", "-e", f"densenet121:weights={weights},size=32,precision=fp32",
+                                      "-c", "kmeans:k=3", "-c", "kmeans:k=semantic",
+                                      "--tune", f"vectors={vectors},threshold=0.3")
+    assert status == 0, err
+    plain, semantic = summary["cells"]
+    assert plain["params"]["k_source"] == "spec" and semantic["params"]["k_source"] == "semantic"
+    assert semantic["params"]["k"] == expected_k(sorted(histogram), 0.3)
