@@ -185,7 +185,10 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui
 
 
 def _terminate(signum, frame):
-    # SIGTERM takes the same path as Ctrl-C: the current runs are marked KILLED, results kept.
+    # SIGTERM and Ctrl-C: the current runs are marked KILLED, results kept.
+    from .runner import STOP_REQUESTED
+
+    STOP_REQUESTED.set()
     raise KeyboardInterrupt
 
 
@@ -193,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _terminate)
     try:
         return COMMANDS[args.command](args)
     except UserError as e:

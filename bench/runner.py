@@ -4,6 +4,7 @@ tracks, and isolates failures so one bad cell never costs the others."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,6 +22,11 @@ from .perf import peak_host_memory_mb
 from .seeding import seed_everything
 from .suite import Cell, Suite
 from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, default_tracking_uri
+
+# Set when the process was asked to stop (SIGINT/SIGTERM). The signal raises KeyboardInterrupt,
+# but a library may catch it and raise something else: the flag keeps such a cell from being
+# recorded as an ordinary failure and the suite from going on.
+STOP_REQUESTED = threading.Event()
 
 JSON_METRICS = ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
                 "n_clusters", "noise_fraction", "embed_seconds", "throughput_img_per_s", "cluster_seconds")
@@ -97,6 +103,7 @@ class Runner:
             raise UserError(f"results directory {self.results_dir} is not writable: {e.strerror}") from None
 
     def run(self, suite: Suite) -> list[CellResult]:
+        STOP_REQUESTED.clear()  # a stop asked of an earlier run in this process is not this run's
         cells = suite.cells()
         validate_cells(cells)
         self._prepare_results_dir()
@@ -115,6 +122,8 @@ class Runner:
         status = "FAILED"
         try:
             for i, cell in enumerate(cells, 1):
+                if STOP_REQUESTED.is_set():
+                    raise KeyboardInterrupt
                 result = self._claim_and_run(cell, tracker, parent, done)
                 self.log(f"[{i}/{len(cells)}] {cell.key}: {self._summary(result)}")
                 results.append(result)
@@ -164,10 +173,12 @@ class Runner:
         try:
             self._execute(cell, result, tracker, run_id)
         except KeyboardInterrupt:
-            tracker.set_tags(run_id, {REASON_TAG: "interrupted"})
-            tracker.end_run(run_id, "KILLED")
+            self._mark_killed(tracker, run_id)
             raise
         except Exception as exc:  # noqa: BLE001 - isolation: any failure stays inside its cell
+            if STOP_REQUESTED.is_set():  # the interrupt surfaced as another exception
+                self._mark_killed(tracker, run_id)
+                raise KeyboardInterrupt from exc
             result.status, result.error = "failed", one_line_reason(exc)
             tracker.set_tags(run_id, {REASON_TAG: result.error})
             if not isinstance(exc, UserError):
@@ -176,6 +187,11 @@ class Runner:
             return result
         tracker.end_run(run_id, "FINISHED")
         return result
+
+    @staticmethod
+    def _mark_killed(tracker: Tracker, run_id: str) -> None:
+        tracker.set_tags(run_id, {REASON_TAG: "interrupted"})
+        tracker.end_run(run_id, "KILLED")
 
     def _execute(self, cell: Cell, result: CellResult, tracker: Tracker, run_id: str) -> None:
         datasets, embedders, clusterers = registries()
