@@ -6,9 +6,9 @@ from __future__ import annotations
 FLOORS = {
     "embedding_vs_plain_fp32": 2.0,  # ResNet152 224 px: bf16 + channels_last vs fp32 loop (target 2.5, margin for noise)
     "kmeans_k1000_vs_sklearn": 3.0,
-    # At K=10 faiss and sklearn do equal work and tie (0.93-1.27x measured on an idle host); the
-    # target is 1.0, the floor leaves room for that noise and still catches a real regression.
-    "kmeans_k10_vs_sklearn": 0.85,
+    # Small K runs scikit-learn's own Lloyd loop from our sampled k-means++ seeding, so the
+    # margin is sklearn's full k-means++ (1.6-2.1x measured); "never slower" is the floor.
+    "kmeans_k10_vs_sklearn": 1.0,
     "silhouette_vs_sklearn": 2.0,
     "cached_embedding_fraction": 0.05,  # second run's embedding time / first run's (lower is better)
 }

@@ -167,7 +167,8 @@ def flops_per_image(model, image, device: str = "cpu") -> float:
 
 def _loop(model, images, batch_size, device, precision, channels_last, num_workers, progress, desc):
     import torch
-    from tqdm.auto import tqdm
+
+    from .progress import progress_bar
 
     loader = torch.utils.data.DataLoader(
         images,
@@ -182,7 +183,7 @@ def _loop(model, images, batch_size, device, precision, channels_last, num_worke
     warm_images, warm_seconds = 0, 0.0
     start = time.perf_counter()
     with torch.inference_mode(), _autocast(device, precision):
-        for b, batch in enumerate(tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)):
+        for b, batch in enumerate(progress_bar(loader, desc, enabled=progress)):
             batch = batch.to(device, non_blocking=True)
             if channels_last and batch.ndim == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)

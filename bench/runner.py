@@ -19,6 +19,7 @@ from .errors import UserError, one_line_reason
 from .kchoice import resolve_k
 from .locks import cell_lock, exclusive
 from .perf import peak_host_memory_mb
+from .progress import bars_shown
 from .seeding import seed_everything
 from .suite import Cell, Suite
 from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, default_tracking_uri
@@ -103,6 +104,10 @@ class Runner:
             raise UserError(f"results directory {self.results_dir} is not writable: {e.strerror}") from None
 
     def run(self, suite: Suite) -> list[CellResult]:
+        with bars_shown(self.progress):
+            return self._run(suite)
+
+    def _run(self, suite: Suite) -> list[CellResult]:
         STOP_REQUESTED.clear()  # a stop asked of an earlier run in this process is not this run's
         cells = suite.cells()
         validate_cells(cells)

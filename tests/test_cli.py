@@ -166,3 +166,32 @@ def test_ui_binds_to_localhost_over_the_project_store(monkeypatch, results_dir):
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert argv[argv.index("--backend-store-uri") + 1] == default_tracking_uri(results_dir)
     assert argv[argv.index("--default-artifact-root") + 1] == (results_dir / "mlartifacts").as_uri()
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, so tqdm draws its bars into it."""
+
+    def __init__(self):
+        self.text = []
+
+    def write(self, s):
+        self.text.append(s)
+        return len(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-progress",)])
+def test_progress_bars_on_a_terminal_unless_no_progress(results_dir, monkeypatch, flags):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    status = main(["run", "-d", "digits:limit=40", "-e", "timm:model=resnet18,pretrained=false,size=32",
+                   "-c", "kmeans:k=3", "--results", str(results_dir), *flags])
+    assert status == 0
+    drawn = "".join(terminal.text)
+    assert "[1/1]" in drawn  # the per-cell log line goes to stderr either way
+    assert ("%|" in drawn and "batch/s" in drawn) == (not flags)

@@ -14,24 +14,49 @@ def digits():
     return (X / 16.0).astype(np.float32), y
 
 
-def test_faiss_kmeans_reproduces_the_digits_baseline(digits):
+@pytest.mark.parametrize("backend", ["auto", "faiss", "sklearn"])
+def test_kmeans_reproduces_the_digits_baseline_on_every_engine(digits, backend):
     X, y = digits
-    scores = [nmi(y, CLUSTERERS.create(f"kmeans:k=10,seed={s}").fit_predict(X)) for s in range(3)]
+    scores = [nmi(y, CLUSTERERS.create(f"kmeans:k=10,seed={s},backend={backend}").fit_predict(X)) for s in range(3)]
     assert np.mean(scores) == pytest.approx(0.74, abs=0.03)
 
 
-def test_sklearn_backend_agrees(digits):
-    X, y = digits
-    labels = CLUSTERERS.create("kmeans:k=10,backend=sklearn,n_init=3").fit_predict(X)
-    assert nmi(y, labels) == pytest.approx(0.74, abs=0.03)
+@pytest.mark.parametrize(("spec", "engine"), [
+    ("kmeans:k=10", "sklearn"), ("kmeans:k=150", "faiss"), ("kmeans:k=10,spherical=true", "faiss"),
+    ("kmeans:k=150,backend=sklearn", "sklearn"), ("kmeans:k=10,backend=faiss", "faiss"),
+])
+def test_auto_engine_is_sklearn_lloyd_at_small_k_faiss_above(digits, spec, engine):
+    km = CLUSTERERS.create(spec)
+    labels = km.fit_predict(digits[0])
+    assert km.info_["engine"] == engine
+    assert len(np.unique(labels)) == km.k
 
 
-def test_kmeans_uses_every_point_no_subsampling():
+def test_tol_stops_the_sklearn_engine_early_and_faiss_runs_max_iter(digits):
+    loose = CLUSTERERS.create("kmeans:k=10,max_iter=100,tol=0.01")
+    exact = CLUSTERERS.create("kmeans:k=10,max_iter=100,tol=0")
+    loose.fit_predict(digits[0]), exact.fit_predict(digits[0])
+    assert loose.info_["n_iter"] < exact.info_["n_iter"] <= 100
+    assert loose.info_["objective"] >= exact.info_["objective"]
+    faiss_km = CLUSTERERS.create("kmeans:k=10,max_iter=7,backend=faiss")
+    faiss_km.fit_predict(digits[0])
+    assert faiss_km.info_["n_iter"] == 7
+
+
+def test_more_restarts_never_worsen_the_objective(digits):
+    one = CLUSTERERS.create("kmeans:k=10,seed=1")
+    five = CLUSTERERS.create("kmeans:k=10,seed=1,n_init=5")
+    one.fit_predict(digits[0]), five.fit_predict(digits[0])
+    assert five.info_["objective"] <= one.info_["objective"]
+
+
+@pytest.mark.parametrize("backend", ["faiss", "sklearn"])
+def test_kmeans_uses_every_point_no_subsampling(backend):
     # 3000 points, K=2: faiss' default would train on 512 of them. Trained on all points, the
     # converged centroids are exactly the means of the points assigned to them.
     rng = np.random.default_rng(0)
     X = np.r_[rng.normal(0, 1, (1500, 8)), rng.normal(4, 1, (1500, 8))].astype(np.float32)
-    km = CLUSTERERS.create("kmeans:k=2,max_iter=50")
+    km = CLUSTERERS.create(f"kmeans:k=2,max_iter=50,backend={backend}")
     labels = km.fit_predict(X)
     for c in range(2):
         np.testing.assert_allclose(km.cluster_centers_[c], X[labels == c].mean(axis=0), atol=1e-4)
@@ -79,7 +104,10 @@ def test_hdbscan_reports_clusters_and_noise_and_reduces_wide_input(digits):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [("kmeans:k=1", "k=1 must be at least 2"), ("kmeans:k=5000", r"k=5000 exceeds the number of points \(1797\)"),
-     ("agglomerative:k=0", "k=0 must be at least 2"), ("agglomerative:k=10,linkage=median", "linkage='median'")],
+     ("agglomerative:k=0", "k=0 must be at least 2"),
+     ("kmeans:k=10,backend=torch", "backend='torch': expected auto, faiss, sklearn"),
+     ("kmeans:k=10,tol=-1", "tol=-1 must be >= 0"),
+     ("kmeans:k=10,spherical=true,backend=sklearn", "spherical=true needs backend=faiss"), ("agglomerative:k=10,linkage=median", "linkage='median'")],
 )
 def test_bad_k_and_parameters_are_clear(digits, spec, message):
     with pytest.raises(UserError, match=message):

@@ -9,8 +9,6 @@ The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from clusterbench.errors import UserError
@@ -64,7 +62,7 @@ class DeepCluster:
             raise UserError(f"deepcluster: eval_k={eval_k!r} must be an integer >= 2")
         checkpoint_dir = run_dir(context.work_dir, config, data.fingerprint) if context.work_dir else None
         result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=context.log_metrics,
-                                   eval_k=eval_k, progress=sys.stderr.isatty())
+                                   eval_k=eval_k)
         if result.history:
             context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
                                "deepcluster_nmi.png")

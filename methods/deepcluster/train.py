@@ -240,7 +240,7 @@ class _Embed:
         return Embed(net)
 
 
-def compute_features(net, images, *, device: str, precision: str, batch_size: int, progress: bool,
+def compute_features(net, images, *, device: str, precision: str, batch_size: int, progress: bool = True,
                      desc: str = "deepcluster features"):
     """Penultimate features of every image (eval mode, no augmentation): the shared forward path."""
     from clusterbench.inference import run_inference
@@ -320,7 +320,8 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
     """One pass of |D| samples drawn uniformly over clusters; returns (mean loss, images/s)."""
     import torch
     import torch.nn as nn
-    from tqdm.auto import tqdm
+
+    from clusterbench.progress import progress_bar
 
     rng = np.random.default_rng(epoch_seed)
     gen = torch.Generator().manual_seed(epoch_seed)
@@ -342,7 +343,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
     total, count = 0.0, 0
     start = time.perf_counter()
     batches = range(0, len(order), config.batch_size)
-    for s in tqdm(batches, desc="deepcluster train", unit="batch", disable=not progress, leave=False):
+    for s in progress_bar(batches, "deepcluster train", enabled=progress):
         idx = order[s:s + config.batch_size]
         if len(idx) < 2:  # BatchNorm needs two samples
             continue

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -111,8 +110,7 @@ class AlexNetDeepCluster:
         checkpoint_dir = run_dir(self._work_dir, config, data.fingerprint) if self._work_dir is not None else None
         log_metrics = context.log_metrics if context is not None else None
         eval_k = (context.extra or {}).get("grid_k") if context is not None else None
-        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, eval_k=eval_k,
-                                   progress=sys.stderr.isatty())
+        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, eval_k=eval_k)
         if context is not None and result.history:
             context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
                                "deepcluster_nmi.png")
@@ -154,7 +152,7 @@ class AlexNetDeepCluster:
         net = net.to(device).to(memory_format=torch.channels_last)
         images = prepare_images(data, size)
         features, stats = compute_features(net, images, device=device, precision=precision,
-                                           batch_size=self.batch_size, progress=sys.stderr.isatty(),
+                                           batch_size=self.batch_size,
                                            desc="alexnet-deepcluster")
         info = {**stats, "checkpoint": path, "checkpoint_format": source, "size": size,
                 "model": f"{getattr(net, 'arch', 'alexnet')}-deepcluster", "sobel": net.sobel is not None, **trained}
