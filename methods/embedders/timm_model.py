@@ -11,6 +11,7 @@ import os
 from contextlib import contextmanager
 
 from clusterbench.errors import UserError
+from clusterbench.fold_bn import fold_batchnorm
 from clusterbench.inference import run_inference
 
 from . import weights as weightlib
@@ -166,6 +167,7 @@ class TimmModel:
         transform = self.transform()
         identity = self.identity()
         net = self.build()
+        folded = fold_batchnorm(net)
         with_logits = with_logits and getattr(net, "num_classes", 0) > 0
         result = run_inference(
             _pooled(net, with_logits),
@@ -184,6 +186,7 @@ class TimmModel:
             "model": f"timm:{self.model}",
             "feature_dim": int(features.shape[1]),
             "layer": "pre_logits",
+            "batchnorm_folded": folded,
             "image_size": int(transform.input_size[-1]),
             "n_images": len(data),
         }

@@ -11,6 +11,7 @@ import os
 from urllib.parse import urlparse
 
 from clusterbench.errors import UserError
+from clusterbench.fold_bn import fold_batchnorm
 from clusterbench.inference import run_inference
 
 from . import weights as weightlib
@@ -137,6 +138,7 @@ class TorchvisionCNN:
         transform = self.transform()
         identity = self.identity()
         model = self.build()
+        folded = fold_batchnorm(model)
         tapped, hook = _tap(model, self._tapped_module(model), self.layer is None, with_logits)
         try:
             result = run_inference(
@@ -164,6 +166,7 @@ class TorchvisionCNN:
             "model": self.arch,
             "feature_dim": int(features.shape[1]),
             "layer": self.layer or f"{self.head}:input",
+            "batchnorm_folded": folded,
             "image_size": _crop(transform),
             "n_images": len(data),
         }
