@@ -14,12 +14,18 @@ FLOORS = {
 }
 
 
+# (name, measured, limit, kind) of every check in this process, for the test run's summary
+CHECKED: list[tuple[str, float, float, str]] = []
+
+
 class RatioBelowFloor(AssertionError):
     pass
 
 
-def check_ratio(name: str, ratio: float, floor: float | None = None) -> float:
+def check_ratio(name: str, ratio: float, floor: float | None = None, record: bool = True) -> float:
     floor = FLOORS[name] if floor is None else floor
+    if record:
+        CHECKED.append((name, ratio, floor, ">="))
     if not ratio >= floor:
         raise RatioBelowFloor(f"{name}: {ratio:.2f}x is below its floor of {floor:.2f}x")
     return ratio
@@ -27,6 +33,7 @@ def check_ratio(name: str, ratio: float, floor: float | None = None) -> float:
 
 def check_at_most(name: str, value: float, ceiling: float | None = None) -> float:
     ceiling = FLOORS[name] if ceiling is None else ceiling
+    CHECKED.append((name, value, ceiling, "<="))
     if not value <= ceiling:
         raise RatioBelowFloor(f"{name}: {value:.3f} is above its ceiling of {ceiling:.3f}")
     return value
