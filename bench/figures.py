@@ -184,7 +184,7 @@ def figures_table(quick: bool = False, log=print) -> list[list]:
     ceiling = bf16 * 1e9 / emb["flops_per_image"]
     rows.append(["matmul GFLOP/s (torch bf16 / fp32)", bf16, fp32, bf16 / fp32, "2048^2 matrices"])
     rows.append(["matmul GFLOP/s (NumPy BLAS fp32)", blas, None, None, "the k-means limit"])
-    rows.append([f"ResNet152 224px img/s (ours {emb['precision']}+channels_last / plain fp32)",
+    rows.append([f"ResNet152 224px img/s (ours {emb['precision']}+channels_last+folded BN / plain fp32)",
                  emb["ours_img_per_s"], emb["plain_img_per_s"], emb["ours_img_per_s"] / emb["plain_img_per_s"],
                  f"{emb['flops_per_image'] / 1e9:.1f} GFLOP/img"])
     rows.append(["ResNet152 img/s vs bf16 FLOP ceiling", emb["ours_img_per_s"], ceiling,
