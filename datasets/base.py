@@ -15,7 +15,8 @@ DATASETS = Registry("dataset")
 
 @dataclass
 class ImageData:
-    """Images as uint8 HWC arrays (one stacked array, or a list when sizes differ).
+    """Images as uint8 HWC arrays (one stacked array, a list when sizes differ, or a sequence
+    that decodes each image when it is read).
 
     ``labels`` are integer class ids (or None when unlabeled); ``fingerprint`` identifies the
     exact content read plus the selection (split/limit/seed), so caches can key on it.
@@ -82,10 +83,7 @@ def finish(name: str, images, labels, class_names, source_hash: str, limit, seed
     """Apply ``limit``/``seed`` and build the fingerprint from content + selection."""
     labels = None if labels is None else np.asarray(labels, dtype=np.int64)
     idx = select_subset(len(images), labels, limit, seed)
-    if isinstance(images, np.ndarray):
-        images = images[idx]
-    else:
-        images = [images[i] for i in idx]
+    images = [images[i] for i in idx] if isinstance(images, list) else images[idx]  # arrays and lazy sequences
     if labels is not None:
         labels = labels[idx]
     sel = ",".join(f"{k}={v}" for k, v in sorted(selection.items()))

@@ -3,7 +3,8 @@
 ``root/<class>/.../*.png`` gives labelled images (classes are the sorted sub-folder names);
 images directly in ``root`` with no class sub-folders give an unlabelled set. Every image keeps
 its own size; files that cannot be decoded are skipped with a warning, or are an error with
-``strict=true``.
+``strict=true``. Decoded images stay in memory up to ``keep_decoded_mb`` (2 GiB); a larger
+folder is checked once at load (JPEG at 1/8 scale) and decoded again whenever it is read.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 
 from clusterbench.errors import DataError
 
-from .base import DATASETS, finish
-from .images import IMAGE_EXTENSIONS, decode_bytes, is_image_file
+from .base import DATASETS, finish, select_subset
+from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, decoded_nbytes, is_image_file
 
 
 def list_images(directory: str) -> list[str]:
@@ -54,13 +55,31 @@ def scan(root: str) -> tuple[list[str], list[int] | None, list[str] | None]:
     return files, ids, names
 
 
+class FolderImages:
+    """Images decoded from their files each time they are read: a folder too large to hold
+    decoded in memory costs one decode per use instead. Indexing with an array gives a subset."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        if isinstance(i, int | np.integer):
+            return decode_image(self.paths[i])
+        return FolderImages([self.paths[j] for j in np.arange(len(self.paths))[i]])
+
+
 @DATASETS.register("folder")
 class Folder:
-    def __init__(self, root: str, limit: int | None = None, seed: int = 0, strict: bool = False):
+    def __init__(self, root: str, limit: int | None = None, seed: int = 0, strict: bool = False,
+                 keep_decoded_mb: int = 2048):
         self.root = root
         self.limit = limit
         self.seed = seed
         self.strict = strict
+        self.keep_decoded_mb = keep_decoded_mb
 
     def load(self):
         root = os.path.abspath(os.path.expanduser(str(self.root)))
@@ -68,33 +87,46 @@ class Folder:
             raise DataError(f"folder: {root} does not exist")
         if not os.path.isdir(root):
             raise DataError(f"folder: {root} is not a directory")
+        if self.keep_decoded_mb < 0:
+            raise DataError(f"folder: keep_decoded_mb={self.keep_decoded_mb} must be >= 0")
         files, ids, names = scan(root)
         if not files:
             raise DataError(
                 f"folder: no images found in {root} (looked for {' '.join(IMAGE_EXTENSIONS)}, any case)"
             )
-        images, kept, skipped, source_hash = self._read(root, files)
-        if not images:
+        # Select first (labels come from the folder names), so limit= reads only what it keeps.
+        chosen = select_subset(len(files), None if ids is None else np.asarray(ids), self.limit, self.seed)
+        files = [files[i] for i in chosen]
+        ids = None if ids is None else [ids[i] for i in chosen]
+        lazy = sum(decoded_nbytes(f) for f in files) > self.keep_decoded_mb * 2**20
+        images, kept, skipped, source_hash = self._read(root, files, lazy)
+        if not kept:
             raise DataError(
                 f"folder: none of the {len(files)} image(s) in {root} could be read (first: {skipped[0]})"
             )
         labels = None if ids is None else [ids[i] for i in kept]
-        if len({img.shape for img in images}) == 1:
+        if lazy:
+            images = FolderImages([files[i] for i in kept])
+        elif len({img.shape for img in images}) == 1:
             images = np.stack(images)
-        data = finish("folder", images, labels, names, source_hash, self.limit, self.seed)
-        data.info.update(root=root, skipped=skipped)
+        # the content hash covers exactly the files selected, so limit/seed need no extra key
+        data = finish("folder", images, labels, names, source_hash, None, self.seed)
+        data.info.update(root=root, skipped=skipped, decoded_in_memory=not lazy,
+                         **({"limit": self.limit} if self.limit else {}))
         return data
 
-    def _read(self, root: str, files: list[str]):
-        """Decode every file; the hash covers each relative path and its bytes, readable or not."""
+    def _read(self, root: str, files: list[str], lazy: bool):
+        """Decode every file (kept, or only checked when ``lazy``); the hash covers each
+        relative path and its bytes, readable or not."""
         digest = hashlib.sha256()
         images, kept, skipped = [], [], []
         for i, path in enumerate(files):
-            raw, image, error = load_file(path)
+            raw, image, error = load_file(path, reduced=lazy)
             digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\0")
             digest.update(hashlib.sha256(raw).digest())
             if error is None:
-                images.append(image)
+                if not lazy:
+                    images.append(image)
                 kept.append(i)
                 continue
             if self.strict:
@@ -104,7 +136,7 @@ class Folder:
         return images, kept, skipped, digest.hexdigest()[:16]
 
 
-def load_file(path: str) -> tuple[bytes, np.ndarray | None, DataError | None]:
+def load_file(path: str, reduced: bool = False) -> tuple[bytes, np.ndarray | None, DataError | None]:
     """(bytes, image, None) or (bytes read so far, None, the reason it can't be used)."""
     try:
         with open(path, "rb") as f:
@@ -112,6 +144,6 @@ def load_file(path: str) -> tuple[bytes, np.ndarray | None, DataError | None]:
     except OSError as e:
         return b"", None, DataError(f"{path}: cannot read file ({e.strerror or e})")
     try:
-        return raw, decode_bytes(raw, path), None
+        return raw, decode_bytes(raw, path, reduced=reduced), None
     except DataError as e:
         return raw, None, e

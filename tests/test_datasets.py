@@ -315,6 +315,46 @@ def test_folder_fingerprint_tracks_content(tmp_path):
     assert Folder(str(tmp_path)).load().fingerprint != before
 
 
+def test_folder_too_large_for_memory_decodes_on_read_with_the_same_content(tmp_path):
+    for i in range(6):
+        save(tmp_path / ("a" if i % 2 else "b") / f"{i}.jpg", noise(48, seed=i), quality=90)
+    held = Folder(str(tmp_path)).load()
+    lazy = Folder(str(tmp_path), keep_decoded_mb=0).load()
+    assert held.info["decoded_in_memory"] and not lazy.info["decoded_in_memory"]
+    assert isinstance(held.images, np.ndarray) and not isinstance(lazy.images, np.ndarray | list)
+    assert len(lazy) == 6 and lazy.labels.tolist() == held.labels.tolist()
+    for i in range(6):
+        np.testing.assert_array_equal(lazy.image(i), held.image(i))
+    assert lazy.fingerprint == held.fingerprint  # same content, same cache entries
+
+
+def test_folder_decoded_on_read_still_skips_a_truncated_jpeg_at_load(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"{i}.jpg", noise(96, seed=i), quality=95)
+    whole = (tmp_path / "1.jpg").read_bytes()
+    (tmp_path / "1.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.warns(UserWarning, match=r"1\.jpg: truncated or corrupt"):
+        data = Folder(str(tmp_path), keep_decoded_mb=0).load()
+    assert len(data) == 2 and len(data.info["skipped"]) == 1
+
+
+def test_folder_limit_reads_only_the_selected_files(tmp_path, monkeypatch):
+    from clusterbench.datasets import folder as folder_module
+
+    make_classes(tmp_path, {"a": 10, "b": 10}, size=(2, 2))
+    opened = []
+    original = folder_module.load_file
+    monkeypatch.setattr(folder_module, "load_file", lambda path, **kw: opened.append(path) or original(path, **kw))
+    data = Folder(str(tmp_path), limit=6, seed=0).load()
+    assert len(data) == 6 and len(opened) == 6 and np.bincount(data.labels).tolist() == [3, 3]
+
+
+def test_folder_negative_memory_budget_is_refused(tmp_path):
+    make_classes(tmp_path, {"a": 1})
+    with pytest.raises(DataError, match="keep_decoded_mb=-1 must be >= 0"):
+        Folder(str(tmp_path), keep_decoded_mb=-1).load()
+
+
 # --- Fashion-MNIST ----------------------------------------------------------------------------
 
 HAVE_FASHION = fashion_mnist.locate(fashion_mnist.SYSTEM_DIR, "all") is not None
