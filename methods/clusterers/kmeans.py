@@ -40,7 +40,7 @@ def kmeans_pp_init(X: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def random_init(X: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """K distinct data points drawn uniformly (faiss' and the k-means literature's random init)."""
+    """K distinct data points drawn uniformly: random seeding for the scikit-learn engine (faiss draws its own)."""
     idx = np.random.default_rng(seed).choice(len(X), size=k, replace=False)
     return np.ascontiguousarray(X[idx], dtype=np.float32)
 
@@ -61,10 +61,10 @@ def resolve_engine(backend: str, k: int, *, use_gpu: bool, spherical: bool) -> s
     return "faiss" if use_gpu or spherical or k > SKLEARN_LLOYD_MAX_K else "sklearn"
 
 
-def _faiss_lloyd(X, centers, *, max_iter: int, seed: int, spherical: bool, use_gpu: bool):
+def _faiss_lloyd(X, k: int, centers, *, max_iter: int, seed: int, spherical: bool, use_gpu: bool):
+    """``centers=None``: faiss draws its own random seeding from ``seed``."""
     import faiss
 
-    k = len(centers)
     km = faiss.Kmeans(
         X.shape[1], k, niter=max_iter, seed=seed, spherical=spherical, gpu=use_gpu,
         max_points_per_centroid=max(1, (len(X) + k - 1) // k),  # never subsample
@@ -90,12 +90,15 @@ def run_kmeans(X: np.ndarray, k: int, *, n_init: int = 1, max_iter: int = 100, t
     faiss runs exactly ``max_iter`` iterations (it has no convergence test); scikit-learn stops
     earlier when the centres move less than ``tol`` (relative to the data's variance)."""
     init = resolve_init(init, k)
-    seeding = kmeans_pp_init if init == "k-means++" else random_init
     best = None
     for run in range(n_init):
-        centers = seeding(X, k, seed + run)
+        if init == "k-means++":
+            centers = kmeans_pp_init(X, k, seed + run)
+        else:
+            centers = None if engine == "faiss" else random_init(X, k, seed + run)
         if engine == "faiss":
-            result = _faiss_lloyd(X, centers, max_iter=max_iter, seed=seed + run, spherical=spherical, use_gpu=use_gpu)
+            result = _faiss_lloyd(X, k, centers, max_iter=max_iter, seed=seed + run, spherical=spherical,
+                                  use_gpu=use_gpu)
         else:
             result = _sklearn_lloyd(X, centers, max_iter=max_iter, tol=tol, seed=seed + run)
         if best is None or result[2] < best[2]:
