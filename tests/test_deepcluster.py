@@ -290,3 +290,25 @@ def test_grid_k_does_not_replace_the_overclustering_k(run_cli):
     assert cell["params"]["k"] == 30 and cell["params"]["k_source"] == "default"
     assert 5 < cell["metrics"]["n_clusters"] <= 30
     assert cell["metrics"]["kmeans_k5.n_clusters"] == 5 and cell["metrics"]["kmeans_k5.nmi"] is not None
+
+
+def test_prepare_images_reads_each_image_once_and_widens_grey_to_colour():
+    from clusterbench.datasets.base import ImageData
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (20, 30, 1), dtype=np.uint8)
+    colour = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    reads = []
+
+    class Counted(ImageData):  # stands for a folder that decodes from disk on every read
+        def image(self, i):
+            reads.append(i)
+            return super().image(i)
+
+    images = T.prepare_images(Counted([grey, colour], None, None, "x"), 16)
+    assert sorted(reads) == [0, 1]
+    assert images.shape == (2, 3, 16, 16) and images.dtype == torch.uint8
+    assert torch.equal(images[0][0], images[0][1]) and torch.equal(images[0][1], images[0][2])
+    expected = torch.nn.functional.interpolate(torch.from_numpy(colour).permute(2, 0, 1)[None].float(), size=(16, 16),
+                                               mode="bilinear", align_corners=False, antialias=True)
+    assert torch.equal(images[1], expected.round().clamp(0, 255).to(torch.uint8)[0])

@@ -136,14 +136,6 @@ def prepare_images(data, size: int):
         raise UserError("deepcluster: no images")
     images = data.images
     stacked = isinstance(images, np.ndarray) and images.ndim in (3, 4)
-    if stacked:
-        arr = images if images.ndim == 4 else images[:, :, :, None]
-        channels = arr.shape[3]
-    else:
-        channels = max(data.image(i).shape[2] for i in range(n))
-    if channels not in (1, 3):
-        raise UserError(f"deepcluster: images with {channels} channels; expected 1 or 3")
-    out = torch.empty((n, channels, size, size), dtype=torch.uint8)
 
     def resize(batch):  # uint8 (B, C, H, W) -> uint8 (B, C, size, size)
         if batch.shape[-2:] == (size, size):
@@ -152,16 +144,25 @@ def prepare_images(data, size: int):
         return x.round_().clamp_(0, 255).to(torch.uint8)
 
     if stacked:
+        arr = images if images.ndim == 4 else images[:, :, :, None]
+        _check_channels(arr.shape[3])
+        out = torch.empty((n, arr.shape[3], size, size), dtype=torch.uint8)
         for s in range(0, n, 4096):
             chunk = torch.from_numpy(np.ascontiguousarray(arr[s:s + 4096])).permute(0, 3, 1, 2)
             out[s:s + len(chunk)] = resize(chunk)
-    else:
-        for i in range(n):
-            img = torch.from_numpy(np.ascontiguousarray(data.image(i))).permute(2, 0, 1)[None]
-            if img.shape[1] != channels:
-                img = img.expand(-1, channels, -1, -1)
-            out[i] = resize(img)[0]
-    return out
+        return out
+    # one read per image (a folder may decode from disk on every read); grayscale images are
+    # widened to 3 channels afterwards if any image is in colour
+    small = [resize(torch.from_numpy(np.ascontiguousarray(data.image(i))).permute(2, 0, 1)[None])[0]
+             for i in range(n)]
+    channels = max(img.shape[0] for img in small)
+    _check_channels(channels)
+    return torch.stack([img.expand(channels, -1, -1) for img in small])
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 3):
+        raise UserError(f"deepcluster: images with {channels} channels; expected 1 or 3")
 
 
 class TensorImages:
