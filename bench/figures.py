@@ -98,8 +98,8 @@ def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 2
         stats.update(run_inference(ours_model, data, normalize, batch_size=batch, progress=False,
                                    count_flops=False).stats)
 
-    plain_rate = n_images / best_time(plain, repeats=2)
-    ours_rate = n_images / best_time(ours, repeats=2)
+    plain_rate = n_images / best_time(plain, repeats=3)
+    ours_rate = n_images / best_time(ours, repeats=3)
     flops = flops_per_image(model, batches[0][0])
     return {"plain_img_per_s": plain_rate, "ours_img_per_s": ours_rate, "precision": stats.get("precision"),
             "flops_per_image": flops, "ours_gflops_per_s": flops * ours_rate / 1e9, "ours_fn": ours}
