@@ -135,6 +135,8 @@ def faiss_kmeans(X: np.ndarray, k: int, *, n_init: int, max_iter: int, seed: int
 
 @CLUSTERERS.register("kmeans")
 class KMeans:
+    """k-means on every point: sampled k-means++ seeding, then Lloyd on scikit-learn or faiss."""
+
     def __init__(self, k: int | None = None, n_init: int = 1, max_iter: int = 100, tol: float = 1e-4, seed: int = 0,
                  init: str = "auto", backend: str = "auto", spherical: bool = False, device: str = "auto"):
         self.k = k
