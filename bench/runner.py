@@ -265,7 +265,9 @@ class Runner:
         result.metrics = scored
         tracker.log_metrics(run_id, scored)
         tracker.set_tags(run_id, {"device": embedding.info.get("device"), "k_source": choice.params.get("k_source"),
-                                  **({"gpu_name": embedding.info["gpu_name"]} if embedding.info.get("gpu_name") else {})})
+                                  **({"gpu_name": embedding.info["gpu_name"]} if embedding.info.get("gpu_name") else {}),
+                                  # what the clusterer chose for itself (k-means engine and seeding, ...)
+                                  **{f"cluster.{k}": v for k, v in info.items() if isinstance(v, str)}})
         tracker.log_json(run_id, "metrics.json", scored)
         tracker.log_json(run_id, "embedding_info.json", embedding.info)
         columns = [np.arange(len(labels)), labels] + ([data.labels] if data.labels is not None else [])

@@ -45,6 +45,8 @@ def test_default_job_runs_quick_suite_and_tracks_everything(run_cli, results_dir
     assert child.data.metrics["nmi"] == pytest.approx(km["metrics"]["nmi"])
     assert child.data.tags[CELL_KEY_TAG] == km["key"]
     assert "version.torch" in child.data.tags and "git_commit" in child.data.tags and child.data.tags["device"] == "cpu"
+    assert child.data.tags["cluster.engine"] == "sklearn" and child.data.tags["cluster.init"] == "k-means++"
+    assert 1 <= child.data.metrics["cluster.n_iter"] <= 100
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
     assert {"assignments.csv", "metrics.json", "embedding_info.json"} <= artifacts
     path = client.download_artifacts(child.info.run_id, "assignments.csv", str(results_dir.parent))
