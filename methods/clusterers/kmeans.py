@@ -64,10 +64,11 @@ def resolve_engine(backend: str, k: int, *, use_gpu: bool, spherical: bool) -> s
 def _faiss_lloyd(X, k: int, centers, *, max_iter: int, tol: float, seed: int, spherical: bool, use_gpu: bool):
     """``centers=None``: faiss draws its own random seeding from ``seed``.
 
-    faiss has no convergence test, so with ``tol > 0`` one ``Clustering`` object (and one
-    index, on the GPU too) is trained one iteration per call, each call continuing from the
-    centres it holds, and stops on scikit-learn's rule: squared centre shift at most ``tol``
-    times the mean feature variance. The centres equal those of one long call.
+    faiss' own test (recent versions) stops only once the objective no longer changes, so with
+    ``tol > 0`` one ``Clustering`` object (and one index, on the GPU too) is trained one
+    iteration per call, each call continuing from the centres it holds, and stops on
+    scikit-learn's rule: squared centre shift at most ``tol`` times the mean feature variance.
+    The centres equal those of one long call. The iteration count is faiss' own record.
     """
     import faiss
 
@@ -90,19 +91,21 @@ def _faiss_lloyd(X, k: int, centers, *, max_iter: int, tol: float, seed: int, sp
     if tol <= 0:
         clustering.niter = max_iter
         clustering.train(X, index)
-        n_iter = max_iter
+        final = current()
     else:
         threshold = tol * float(np.var(X, axis=0).mean())
         clustering.niter = 1
-        for n_iter in range(1, max_iter + 1):
-            previous = current() if n_iter > 1 else None
+        previous = None
+        for _ in range(max_iter):
             clustering.train(X, index)  # one iteration from the centres held
-            if previous is not None and float(((current() - previous) ** 2).sum()) <= threshold:
+            final = current()
+            if previous is not None and float(((final - previous) ** 2).sum()) <= threshold:
                 break
+            previous = final
     _, labels = index.search(X, 1)  # the index holds the final centres
-    stats = clustering.iteration_stats
+    stats = clustering.iteration_stats  # one entry per iteration run, across the calls
     objective = float(stats.at(stats.size() - 1).obj) if stats.size() else float("inf")
-    return labels.ravel().astype(np.int64), current(), objective, n_iter
+    return labels.ravel().astype(np.int64), final, objective, int(stats.size())
 
 
 def _sklearn_lloyd(X, centers, *, max_iter: int, tol: float, seed: int):
@@ -117,7 +120,8 @@ def run_kmeans(X: np.ndarray, k: int, *, n_init: int = 1, max_iter: int = 100, t
                init: str = "auto", engine: str = "faiss", spherical: bool = False, use_gpu: bool = False) -> dict:
     """Best of ``n_init`` seeded runs by objective; every point is used (no 256*K subsampling).
     Both engines stop before ``max_iter`` when the centres move less than ``tol`` (relative to
-    the data's variance, scikit-learn's rule); ``tol=0`` runs every iteration."""
+    the data's variance, scikit-learn's rule); with ``tol=0`` they stop only once nothing
+    changes any more, which gives what every remaining iteration would."""
     init = resolve_init(init, k)
     best = None
     for run in range(n_init):
@@ -138,7 +142,7 @@ def run_kmeans(X: np.ndarray, k: int, *, n_init: int = 1, max_iter: int = 100, t
 
 def faiss_kmeans(X: np.ndarray, k: int, *, n_init: int, max_iter: int, seed: int, init: str, spherical: bool, use_gpu: bool):
     """faiss k-means for callers that need faiss itself (DeepCluster's recipe, micro-clusters):
-    exactly ``max_iter`` iterations, as in the DeepCluster paper."""
+    ``max_iter`` iterations as in the DeepCluster paper, fewer only when nothing changes any more."""
     out = run_kmeans(X, k, n_init=n_init, max_iter=max_iter, tol=0.0, seed=seed, init=init, engine="faiss",
                      spherical=spherical, use_gpu=use_gpu)
     return out["labels"], out["centers"], out["objective"]
