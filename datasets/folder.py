@@ -18,7 +18,7 @@ import numpy as np
 from clusterbench.errors import DataError
 
 from .base import DATASETS, finish, select_subset
-from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, decoded_nbytes, is_image_file
+from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, is_image_file
 
 
 def list_images(directory: str) -> list[str]:
@@ -98,13 +98,13 @@ class Folder:
         chosen = select_subset(len(files), None if ids is None else np.asarray(ids), self.limit, self.seed)
         files = [files[i] for i in chosen]
         ids = None if ids is None else [ids[i] for i in chosen]
-        lazy = sum(decoded_nbytes(f) for f in files) > self.keep_decoded_mb * 2**20
-        images, kept, skipped, source_hash = self._read(root, files, lazy)
+        images, kept, skipped, source_hash = self._read(root, files)
         if not kept:
             raise DataError(
                 f"folder: none of the {len(files)} image(s) in {root} could be read (first: {skipped[0]})"
             )
         labels = None if ids is None else [ids[i] for i in kept]
+        lazy = images is None
         if lazy:
             images = FolderImages([files[i] for i in kept])
         elif len({img.shape for img in images}) == 1:
@@ -115,19 +115,24 @@ class Folder:
                          **({"limit": self.limit} if self.limit else {}))
         return data
 
-    def _read(self, root: str, files: list[str], lazy: bool):
-        """Decode every file (kept, or only checked when ``lazy``); the hash covers each
-        relative path and its bytes, readable or not."""
+    def _read(self, root: str, files: list[str]):
+        """Decode every file, keeping the images while they fit in ``keep_decoded_mb``; past
+        that, ``images`` is None and the rest are only checked. The hash covers each relative
+        path and its bytes, readable or not."""
         digest = hashlib.sha256()
-        images, kept, skipped = [], [], []
+        images, kept, skipped, held = [], [], [], 0
         for i, path in enumerate(files):
-            raw, image, error = load_file(path, reduced=lazy)
+            raw, image, error = load_file(path, reduced=images is None)
             digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\0")
             digest.update(hashlib.sha256(raw).digest())
             if error is None:
-                if not lazy:
-                    images.append(image)
                 kept.append(i)
+                if images is not None:
+                    held += image.nbytes
+                    if held > self.keep_decoded_mb * 2**20:
+                        images = None  # too large to hold: drop what was kept, only check the rest
+                    else:
+                        images.append(image)
                 continue
             if self.strict:
                 raise error

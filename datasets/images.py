@@ -30,17 +30,6 @@ def is_image_file(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
-def decoded_nbytes(path: str) -> int:
-    """Size of the decoded uint8 RGB array, from the file header alone (0 when unreadable)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # oversized images are reported when decoded
-            with Image.open(path) as img:
-                return img.width * img.height * 3
-    except Exception:
-        return 0
-
-
 def decode_image(path: str) -> np.ndarray:
     """Read and fully decode ``path``; raise ``DataError`` naming the file when it can't be used."""
     try:
