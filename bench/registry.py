@@ -73,6 +73,17 @@ class Spec:
         return f"{self.name}:{body}"
 
 
+def _check_number(kind: str, name: str, key: str, value: Any, default: Any) -> None:
+    """A parameter whose default is a number takes a number of that kind (an int also serves a
+    float); other defaults (None, strings, booleans) leave the entry to judge the value."""
+    if isinstance(default, bool) or not isinstance(default, int | float):
+        return
+    wanted = int if isinstance(default, int) else (int, float)
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        noun = "an integer" if wanted is int else "a number"
+        raise UserError(f"{kind} {name!r}: {key}={format_value(value)!s} must be {noun} (default {default})")
+
+
 def _closest(word: str, choices) -> str:
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
@@ -126,6 +137,8 @@ class Registry:
                 raise UserError(
                     f"unknown parameter {key!r} for {self.kind} {spec.name!r}{_closest(key, allowed)}; valid: {valid}"
                 )
+        for key, value in spec.params.items():
+            _check_number(self.kind, spec.name, key, value, allowed[key])
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in spec.params]
         if missing:
             raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")

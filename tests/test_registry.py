@@ -56,6 +56,19 @@ def test_unknown_parameter_lists_valid_ones():
         reg.create("alpha:scal=3")
 
 
+@pytest.mark.parametrize(("spec", "message"), [
+    ("kmeans:tol=abc", "clusterer 'kmeans': tol=abc must be a number"),
+    ("kmeans:max_iter=2.5", "clusterer 'kmeans': max_iter=2.5 must be an integer"),
+    ("kmeans:n_init=true", "clusterer 'kmeans': n_init=true must be an integer"),
+])
+def test_a_number_parameter_refuses_other_values_by_name(spec, message):
+    from clusterbench.methods.clusterers import CLUSTERERS
+
+    with pytest.raises(UserError, match=message):
+        CLUSTERERS.validate(spec)
+    CLUSTERERS.validate("kmeans:tol=0,max_iter=5")  # an int serves a float parameter
+
+
 def test_missing_required_parameter():
     with pytest.raises(UserError, match="needs parameter"):
         make_registry().create("needs-root")
