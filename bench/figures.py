@@ -24,14 +24,20 @@ def best_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> fl
     return min(times)
 
 
-def matmul_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 3) -> float:
-    """Measured dense matrix-multiply rate (GFLOP/s) with torch on the CPU."""
+def matmul_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 3, device: str = "cpu") -> float:
+    """Measured dense matrix-multiply rate (GFLOP/s) with torch on ``device``."""
     import torch
 
+    from .perf import cuda_sync
+
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    seconds = best_time(lambda: a @ b, repeats)
-    return 2 * n**3 / seconds / 1e9
+    a, b = torch.randn(n, n, dtype=dt, device=device), torch.randn(n, n, dtype=dt, device=device)
+
+    def product():
+        a @ b
+        cuda_sync(device)
+
+    return 2 * n**3 / best_time(product, repeats) / 1e9
 
 
 def blas_gflops(n: int = 2048, repeats: int = 3) -> float:
@@ -55,8 +61,9 @@ class _Images:
 
 
 def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 224, batch: int = 16,
-                      slow_down: float = 0.0) -> dict:
-    """Our inference path vs a plain fp32 torchvision loop on the same images and model.
+                      slow_down: float = 0.0, device: str = "cpu") -> dict:
+    """Our inference path vs a plain fp32 torchvision loop on the same images, model and device
+    (on CUDA the plain loop copies each ready-made batch over; both wait for the GPU to finish).
 
     ``slow_down`` (seconds per batch) deliberately breaks our path, to show the gate catches it.
     """
@@ -66,9 +73,10 @@ def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 2
 
     from .fold_bn import fold_batchnorm
     from .inference import flops_per_image, run_inference
+    from .perf import cuda_sync
 
     torch.manual_seed(0)
-    model = torchvision.models.get_model(arch, weights=None).eval()
+    model = torchvision.models.get_model(arch, weights=None).eval().to(device)
     data = _Images(n_images, size)
     normalize = v2.Compose([v2.ToDtype(torch.float32, scale=True),
                             v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
@@ -78,7 +86,8 @@ def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 2
     def plain():
         with torch.no_grad():
             for x in batches:
-                model(x)
+                model(x.to(device))
+        cuda_sync(device)
 
     class Slowed(torch.nn.Module):
         def __init__(self, inner):
@@ -96,16 +105,18 @@ def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 2
 
     def ours():
         stats.update(run_inference(ours_model, data, normalize, batch_size=batch, progress=False,
-                                   count_flops=False).stats)
+                                   count_flops=False, device=device).stats)
 
     plain_rate = n_images / best_time(plain, repeats=3)
     ours_rate = n_images / best_time(ours, repeats=3)
-    flops = flops_per_image(model, batches[0][0])
+    flops = flops_per_image(model, batches[0][0], device)
     return {"plain_img_per_s": plain_rate, "ours_img_per_s": ours_rate, "precision": stats.get("precision"),
-            "flops_per_image": flops, "ours_gflops_per_s": flops * ours_rate / 1e9, "ours_fn": ours}
+            "flops_per_image": flops, "ours_gflops_per_s": flops * ours_rate / 1e9, "ours_fn": ours,
+            "gpu_peak_memory_mb": stats.get("gpu_peak_memory_mb")}
 
 
-def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0, repeats: int = 1) -> dict:
+def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0, repeats: int = 1,
+                   device: str = "auto") -> dict:
     """Our k-means (its auto engine and seeding) vs scikit-learn's default
     KMeans(n_init=1, max_iter=iters), same tolerance, best of ``repeats`` each."""
     from sklearn.cluster import KMeans as SkKMeans
@@ -113,7 +124,7 @@ def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0, repeat
 
     from .methods.clusterers import CLUSTERERS
 
-    ours = CLUSTERERS.create(f"kmeans:k={k},max_iter={iters},seed={seed}")
+    ours = CLUSTERERS.create(f"kmeans:k={k},max_iter={iters},seed={seed},device={device}")
     sk = SkKMeans(n_clusters=k, n_init=1, max_iter=iters, random_state=seed)
     labels = {}
 
@@ -134,7 +145,8 @@ def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0, repeat
             "agreement_nmi": nmi(labels["sklearn"], labels["ours"]), "engine": ours.info_["engine"], "ours_fn": ours_fn}
 
 
-def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0) -> dict:
+def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0, device: str = "cpu") -> dict:
+    """Our exact silhouette on ``device`` vs scikit-learn's (CPU) on the same points."""
     from sklearn.metrics import silhouette_score
 
     from .silhouette import silhouette_exact
@@ -142,14 +154,16 @@ def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
     X = (rng.normal(size=(n, d)) + labels[:, None] * 0.2).astype(np.float32)
+    if device != "cpu":
+        silhouette_exact(X[:1000], labels[:1000], device=device)  # CUDA context and kernels: not the figure
     start = time.perf_counter()
-    ours = silhouette_exact(X, labels)
+    ours = silhouette_exact(X, labels, device=device)
     ours_s = time.perf_counter() - start
     start = time.perf_counter()
     ref = silhouette_score(X, labels)
     ref_s = time.perf_counter() - start
     return {"ours_s": ours_s, "sklearn_s": ref_s, "ours": ours, "sklearn": ref,
-            "ours_fn": lambda: silhouette_exact(X, labels)}
+            "ours_fn": lambda: silhouette_exact(X, labels, device=device)}
 
 
 def _kmeans_data(n: int, seed: int = 0):
@@ -210,4 +224,40 @@ def figures_table(quick: bool = False, log=print) -> list[list]:
     rows.append(["machine", None, None, None,
                  f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                  f"auto precision on cpu = {resolve_precision('auto', 'cpu')}"])
+    if torch.cuda.is_available():
+        rows += cuda_figures_rows(quick, log, X, source)
+    return rows
+
+
+def cuda_figures_rows(quick: bool, log, X: np.ndarray, source: str) -> list[list]:
+    """The same figures on the first CUDA GPU: our path there vs the plain fp32 loop there,
+    against the GPU's measured bf16 matrix-multiply rate; silhouette and k-means vs sklearn."""
+    import torch
+
+    from .methods.clusterers.kmeans import faiss_gpu_available
+
+    name = torch.cuda.get_device_name(0)
+    rows = []
+    n_img, batch = (512, 128) if quick else (2048, 256)
+    emb = embedding_figures("resnet152", n_images=n_img, size=224, batch=batch, device="cuda")
+    bf16 = matmul_gflops("bf16", n=8192, device="cuda")
+    log("measured the embedding path on CUDA")
+    ceiling = bf16 * 1e9 / emb["flops_per_image"]
+    rows.append([f"{name}: matmul GFLOP/s (torch bf16)", bf16, None, None, "8192^2 matrices"])
+    rows.append([f"{name}: ResNet152 224px img/s (ours {emb['precision']}+channels_last+folded BN / plain fp32)",
+                 emb["ours_img_per_s"], emb["plain_img_per_s"], emb["ours_img_per_s"] / emb["plain_img_per_s"],
+                 f"batch {batch}, {n_img} images, GPU peak {emb['gpu_peak_memory_mb']:.0f} MiB"])
+    rows.append([f"{name}: ResNet152 img/s vs bf16 FLOP ceiling", emb["ours_img_per_s"], ceiling,
+                 emb["ours_img_per_s"] / ceiling, "ceiling = bf16 matmul rate / FLOPs per image"])
+    n = len(X)
+    sil = silhouette_figures(n, 256, device="cuda")
+    rows.append([f"{name}: exact silhouette seconds (ours on CUDA / sklearn on CPU), {n}x256", sil["ours_s"],
+                 sil["sklearn_s"], sil["sklearn_s"] / sil["ours_s"],
+                 f"|difference| = {abs(sil['ours'] - sil['sklearn']):.1e}"])
+    if faiss_gpu_available():
+        km = kmeans_figures(X, 1000, iters=20, device="cuda")
+        rows.append([f"{name}: k-means K=1000 seconds (ours, faiss GPU / sklearn CPU)", km["ours_s"], km["sklearn_s"],
+                     km["sklearn_s"] / km["ours_s"], f"{n}x784 {source}, NMI between them {km['agreement_nmi']:.3f}"])
+    else:
+        rows.append([f"{name}: k-means on the GPU", None, None, None, "not measured: faiss here has no GPU support"])
     return rows

@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import UserError
 from .perf import cuda_sync, peak_host_memory_mb
+from .preprocess import split_for_device
 from .seeding import worker_init
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -72,7 +73,8 @@ class InferenceResult:
 
 
 class _TransformedImages:
-    """torch Dataset view of ImageData: uint8 HWC -> CHW tensor (gray -> RGB) -> transform."""
+    """torch Dataset view of ImageData: uint8 HWC -> CHW tensor (gray -> RGB) -> transform
+    (the whole transform, or only its geometry when normalisation runs batched on the device)."""
 
     def __init__(self, data, transform, rgb: bool):
         self.data, self.transform, self.rgb = data, transform, rgb
@@ -86,7 +88,7 @@ class _TransformedImages:
         img = torch.from_numpy(np.ascontiguousarray(self.data.image(i))).permute(2, 0, 1)
         if self.rgb and img.shape[0] == 1:
             img = img.expand(3, -1, -1)
-        return self.transform(img) if self.transform is not None else img.float() / 255.0
+        return self.transform(img) if self.transform is not None else img
 
 
 def run_inference(
@@ -108,7 +110,9 @@ def run_inference(
     """Run ``model`` over every image of ``data``; return its outputs (a tensor or tuple of them).
 
     ``stats`` holds seconds, images_per_s (warm-up batch excluded), device, precision,
-    batch_size, peak host memory and, on CUDA, GPU peak memory and name.
+    batch_size (the one that ran, after ``oom_backoffs`` halvings), peak host memory and, on CUDA,
+    GPU peak memory and name. With ``compile`` the last, short batch is padded to full size so
+    the compiled graph is not rebuilt inside the timed part.
     """
     import torch
 
@@ -126,22 +130,29 @@ def run_inference(
         raise UserError(f"batch_size={batch_size}: must be a positive integer or auto")
     if on_cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    images = _TransformedImages(data, transform, rgb)
+    split = split_for_device(transform)
+    images = _TransformedImages(data, split.geometry if split else transform, rgb)
+    backoffs = 0
     while True:
         try:
-            outputs, timing = _loop(runner, images, size, device, precision, channels_last, num_workers, progress, desc)
+            outputs, timing = _loop(runner, images, split, size, device, precision, channels_last, num_workers,
+                                    progress, desc, pad_last=compile)
             break
         except torch.cuda.OutOfMemoryError:
             if batch_size != "auto" or size == 1:
                 raise
-            size //= 2
-            torch.cuda.empty_cache()
+        # Outside the except block, so the failed attempt's tensors are already released.
+        size //= 2
+        backoffs += 1
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)  # report the peak of the size that ran
     stats = {
         "device": device,
         "precision": precision,
         "batch_size": size,
         "channels_last": channels_last,
         "compile": compile,
+        "oom_backoffs": backoffs,
         "peak_host_memory_mb": peak_host_memory_mb(),
         **timing,
     }
@@ -149,7 +160,10 @@ def run_inference(
         stats["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         stats["gpu_name"] = torch.cuda.get_device_name(device)
     if count_flops and len(images):
-        stats["flops_per_image"] = flops_per_image(model, images[0], device)
+        sample = images[0]
+        if split is not None:
+            sample = split.normalise(sample.unsqueeze(0).to(device), device)[0]
+        stats["flops_per_image"] = flops_per_image(model, sample, device)
         stats["gflops_per_s"] = stats["flops_per_image"] * stats["images_per_s"] / 1e9
     return InferenceResult(outputs, stats)
 
@@ -165,7 +179,8 @@ def flops_per_image(model, image, device: str = "cpu") -> float:
     return float(counter.get_total_flops())
 
 
-def _loop(model, images, batch_size, device, precision, channels_last, num_workers, progress, desc):
+def _loop(model, images, split, batch_size, device, precision, channels_last, num_workers, progress, desc,
+          pad_last=False):
     import torch
 
     from .progress import progress_bar
@@ -185,14 +200,20 @@ def _loop(model, images, batch_size, device, precision, channels_last, num_worke
     with torch.inference_mode(), _autocast(device, precision):
         for b, batch in enumerate(progress_bar(loader, desc, enabled=progress)):
             batch = batch.to(device, non_blocking=True)
+            if split is not None:
+                batch = split.normalise(batch, device)
+            real = len(batch)
+            if pad_last and real < batch_size:  # a compiled model would recompile for a new batch shape
+                batch = torch.cat([batch, batch[-1:].expand(batch_size - real, *batch.shape[1:])])
             if channels_last and batch.ndim == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             out = model(batch)
             out = out if isinstance(out, tuple | list) else (out,)
-            chunks.append([o.float().cpu() for o in out])
+            # copied out without waiting (into pinned memory on CUDA): the GPU goes on with the next batch
+            chunks.append([o[:real].float().to("cpu", non_blocking=True) for o in out])
             if b == 0:
                 cuda_sync(device)
-                warm_images, warm_seconds = len(batch), time.perf_counter() - start
+                warm_images, warm_seconds = real, time.perf_counter() - start
     cuda_sync(device)
     seconds = time.perf_counter() - start
     steady_images, steady_seconds = n - warm_images, seconds - warm_seconds

@@ -342,3 +342,16 @@ def test_host_reachable_is_bounded_by_its_timeout():
     start = time.perf_counter()
     assert not weights.host_reachable("unreachable.invalid", timeout=1.0)
     assert time.perf_counter() - start < 2
+
+
+def test_compiled_model_gives_the_eager_features_and_keeps_warm_up_out_of_the_rate(digits):
+    # 40 images in batches of 16: the short last batch is padded, so it reuses the compiled graph
+    spec = "timm:model=resnet18,pretrained=false,size=32,precision=fp32,batch_size=16"
+    eager = embed(spec, digits)
+    compiled = embed(spec + ",compile=true", digits)
+    assert compiled.info["compile"] is True and eager.info["compile"] is False
+    assert compiled.features.shape == eager.features.shape
+    np.testing.assert_allclose(compiled.features, eager.features, rtol=1e-3, atol=1e-4)
+    # compilation happens in the first batch, which the rate leaves out
+    assert compiled.info["warmup_seconds"] > 5 * eager.info["warmup_seconds"]
+    assert compiled.info["images_per_s"] > 0

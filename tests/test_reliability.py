@@ -23,9 +23,9 @@ seeds = [0, 1, 2]
 """
 
 
-def _suite(tmp_path):
+def _suite(tmp_path, seeds=(0, 1, 2)):
     path = tmp_path / "suite.toml"
-    path.write_text(SUITE)
+    path.write_text(SUITE.replace("seeds = [0, 1, 2]", f"seeds = {list(seeds)}"))
     return path
 
 
@@ -89,12 +89,14 @@ def test_sigkill_mid_suite_then_rerun_finishes_every_cell_exactly_once(tmp_path)
 
 
 def test_sigterm_marks_the_current_run_killed_and_exits(tmp_path):
-    suite, results = _suite(tmp_path), tmp_path / "results"
+    # Many cells, so the signal always arrives while the suite is still running.
+    suite, results = _suite(tmp_path, seeds=range(20)), tmp_path / "results"
     proc = _start(suite, results)
     _wait_for_finished_cells(results, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert sum(r.info.status == "FINISHED" for r in _cell_runs(results)) < 60
     statuses = {r.info.status for r in _cell_runs(results)}
     assert "RUNNING" not in statuses
 

@@ -81,6 +81,8 @@ class DeepCluster:
             "train_seconds": result.info.get("train_seconds"),
             "feature_dim": result.info.get("feature_dim"),
             "backbone": result.info.get("backbone"),
+            "device": result.info.get("device"),  # where it trained, and in which precision
+            "precision": result.info.get("precision"),
             "checkpoint": result.checkpoint,
         }
         return result.labels

@@ -194,6 +194,12 @@ class Normalize:
     def __call__(self, img):
         return (img.float().div_(255.0) - self.mean) / self.std
 
+    def device_split(self):
+        """The shared inference path normalises whole batches on the device instead."""
+        from clusterbench.preprocess import DeviceSplit
+
+        return DeviceSplit(None, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))
+
 
 def augment(batch, crop_min: float, flip: bool, generator=None, jitter: float = 0.0):
     """Random resized crop (area in [crop_min, 1], aspect in [3/4, 4/3]) + horizontal flip, for a
