@@ -355,3 +355,14 @@ def test_compiled_model_gives_the_eager_features_and_keeps_warm_up_out_of_the_ra
     # compilation happens in the first batch, which the rate leaves out
     assert compiled.info["warmup_seconds"] > 5 * eager.info["warmup_seconds"]
     assert compiled.info["images_per_s"] > 0
+
+
+def test_cuda_loader_workers_use_spare_cores_but_not_more_than_half_the_batches(monkeypatch):
+    import os
+
+    from clusterbench.inference import cuda_loader_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert [cuda_loader_workers(n) for n in (1, 2, 8, 24, 1000)] == [1, 1, 4, 12, 15]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert cuda_loader_workers(1000) == 1

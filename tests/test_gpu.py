@@ -46,6 +46,7 @@ def test_inference_on_cuda_reports_gpu_memory_and_synchronised_throughput():
     stats = result.stats
     assert stats["device"] == "cuda" and stats["precision"] in ("bf16", "fp16")
     assert stats["gpu_peak_memory_mb"] > 0 and stats["images_per_s"] > 0 and stats["gpu_name"]
+    assert stats["loader_workers"] >= 1  # the loader prepares images while the GPU computes
     assert result.outputs[0].shape == (64, 1000)
 
 
