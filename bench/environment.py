@@ -7,7 +7,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("clusterbench", "torch", "torchvision", "timm", "faiss-cpu", "faiss-gpu-cu12", "scikit-learn",
+PACKAGES = ("clusterbench", "torch", "torchvision", "timm", "faiss-cpu", "faiss-gpu", "scikit-learn",
             "hdbscan", "numpy", "mlflow", "optuna")
 
 

@@ -59,8 +59,9 @@ class Reducer:
             return PCA(self.pca, whiten=self.whiten, random_state=self.seed).fit_transform(X).astype(np.float32)
         if self.backend != "faiss":
             raise UserError(f"reducer backend={self.backend!r}: expected faiss or sklearn")
-        import faiss
+        from .methods.clusterers.kmeans import import_faiss
 
+        faiss = import_faiss()
         # eigen_power -0.5 whitens, as DeepCluster does.
         pca = faiss.PCAMatrix(X.shape[1], self.pca, -0.5 if self.whiten else 0.0)
         pca.train(X)

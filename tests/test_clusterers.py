@@ -132,3 +132,18 @@ def test_nan_features_are_refused(digits):
     X[3, 2] = np.nan
     with pytest.raises(UserError, match="1 of 1797 feature rows contain NaN or inf"):
         CLUSTERERS.create("kmeans:k=10").fit_predict(X)
+
+
+def test_without_faiss_sklearn_kmeans_still_runs_and_faiss_work_names_the_extra(digits, monkeypatch, run_cli):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if neither extra were installed
+    labels = CLUSTERERS.create("kmeans:k=10").fit_predict(digits[0])
+    assert nmi(digits[1], labels) > 0.6
+    with pytest.raises(UserError, match=r"faiss is not installed: pip install 'clusterbench\[cpu\]'"):
+        CLUSTERERS.create("kmeans:k=150").fit_predict(digits[0])
+    status, _, err, summary = run_cli("-d", "digits:limit=400", "-e", "pixels", "-c", "kmeans:k=150", "-c", "kmeans:k=10")
+    failed, ok = summary["cells"]
+    assert status != 0 and "Traceback" not in err
+    assert failed["status"] == "failed" and "clusterbench[cpu]" in failed["error"]
+    assert ok["status"] == "ok"  # nothing else is lost

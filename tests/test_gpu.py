@@ -26,7 +26,7 @@ def test_faiss_gpu_kmeans_matches_cpu_quality():
     from clusterbench.methods.clusterers.kmeans import faiss_gpu_available
 
     if not faiss_gpu_available():
-        pytest.skip("faiss has no GPU support here (install the gpu extra)")
+        pytest.skip("faiss has no GPU support here (pip install 'clusterbench[gpu]')")
     X, y = load_digits(return_X_y=True)
     model = CLUSTERERS.create("kmeans:k=10,device=cuda")
     labels = model.fit_predict(X.astype(np.float32))

@@ -12,9 +12,22 @@ from clusterbench.errors import UserError
 from .base import CLUSTERERS, check_features
 
 
-def faiss_gpu_available() -> bool:
-    import faiss
+def import_faiss():
+    """faiss, or one line saying how to install it: it comes with the ``cpu`` or the ``gpu`` extra
+    (two builds of one module, so the package cannot depend on either by default)."""
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("faiss is not installed: pip install 'clusterbench[cpu]' "
+                        "(or 'clusterbench[gpu]' on a CUDA machine)") from None
+    return faiss
 
+
+def faiss_gpu_available() -> bool:
+    try:
+        import faiss
+    except ImportError:  # scikit-learn's engine still works; the faiss one says what to install
+        return False
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
@@ -70,7 +83,7 @@ def _faiss_lloyd(X, k: int, centers, *, max_iter: int, tol: float, seed: int, sp
     scikit-learn's rule: squared centre shift at most ``tol`` times the mean feature variance.
     The centres equal those of one long call. The iteration count is faiss' own record.
     """
-    import faiss
+    faiss = import_faiss()
 
     d = X.shape[1]
     clustering = faiss.Clustering(d, k)
@@ -181,7 +194,7 @@ class KMeans:
         self._validate()
         use_gpu = self.device != "cpu" and self.backend != "sklearn" and faiss_gpu_available()
         if self.device.startswith("cuda") and not use_gpu:
-            raise UserError("kmeans: device=cuda needs backend=faiss/auto and faiss with a GPU (install the gpu extra)")
+            raise UserError("kmeans: device=cuda needs backend=faiss/auto and faiss with a GPU (pip install 'clusterbench[gpu]')")
         engine = resolve_engine(self.backend, self.k, use_gpu=use_gpu, spherical=self.spherical)
         start = time.perf_counter()
         out = run_kmeans(X, self.k, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, seed=self.seed,

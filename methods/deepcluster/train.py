@@ -265,7 +265,9 @@ def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
     with (near) zero variance -- fewer images than dimensions, dead units -- are not divided by
     zero: eigenvalues are floored at 1e-6 of the largest.
     """
-    import faiss
+    from clusterbench.methods.clusterers.kmeans import import_faiss
+
+    faiss = import_faiss()
 
     features = np.ascontiguousarray(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
     dim = max(1, min(pca_dim, features.shape[1], features.shape[0] - 1))
