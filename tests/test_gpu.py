@@ -107,18 +107,23 @@ def test_compiled_model_on_cuda_gives_the_eager_features():
     assert compiled.stats["warmup_seconds"] > eager.stats["warmup_seconds"]
 
 
-def test_cell_on_cuda_logs_gpu_throughput_and_memory_to_mlflow(run_cli, results_dir):
+def _one_cell(run_cli, results_dir, embedder: str, clusterer: str):
+    """Run one digits cell through the CLI; return it and an MLflow client on its store."""
     from mlflow.tracking import MlflowClient
-    from sklearn.metrics import silhouette_score
 
     from clusterbench.tracking import default_tracking_uri
 
-    status, _, err, summary = run_cli("-d", "digits:limit=300", "-e", "densenet121:weights=none,size=64",
-                                      "-c", "kmeans", "--k", "10")
+    status, _, err, summary = run_cli("-d", "digits:limit=300", "-e", embedder, "-c", clusterer, "--k", "10")
     assert status == 0, err
     cell = summary["cells"][0]
     assert cell["status"] == "ok", cell["error"]
-    client = MlflowClient(default_tracking_uri(results_dir))
+    return cell, MlflowClient(default_tracking_uri(results_dir))
+
+
+def test_cell_on_cuda_logs_gpu_throughput_and_memory_to_mlflow(run_cli, results_dir):
+    from sklearn.metrics import silhouette_score
+
+    cell, client = _one_cell(run_cli, results_dir, "densenet121:weights=none,size=64", "kmeans")
     run = client.get_run(cell["mlflow_run_id"])
     assert run.data.tags["device"] == "cuda" and run.data.tags["gpu_name"] == torch.cuda.get_device_name(0)
     metrics = run.data.metrics
@@ -132,16 +137,7 @@ def test_cell_on_cuda_logs_gpu_throughput_and_memory_to_mlflow(run_cli, results_
 
 
 def test_deepcluster_trains_on_cuda_in_reduced_precision(run_cli, results_dir):
-    from mlflow.tracking import MlflowClient
-
-    from clusterbench.tracking import default_tracking_uri
-
-    status, _, err, summary = run_cli("-d", "digits:limit=300", "-e", "pixels",
-                                      "-c", "deepcluster:epochs=2,k=10,batch_size=64,size=32,device=cuda", "--k", "10")
-    assert status == 0, err
-    cell = summary["cells"][0]
-    assert cell["status"] == "ok", cell["error"]
-    client = MlflowClient(default_tracking_uri(results_dir))
+    cell, client = _one_cell(run_cli, results_dir, "pixels", "deepcluster:epochs=2,k=10,batch_size=64,size=32,device=cuda")
     tags = client.get_run(cell["mlflow_run_id"]).data.tags
     assert tags["cluster.device"] == "cuda" and tags["cluster.precision"] in ("bf16", "fp16")
     losses = [m.value for m in client.get_metric_history(cell["mlflow_run_id"], "loss")]
