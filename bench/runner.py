@@ -261,6 +261,9 @@ class Runner:
             "cluster_seconds": cluster_seconds,
             "peak_host_memory_mb": peak_host_memory_mb(),
             **{k: v for k, v in embedding.info.items() if k in ("gpu_peak_memory_mb", "flops_per_image", "gflops_per_s")},
+            # how the forward pass ran: the batch size after any out-of-memory halvings, loader workers
+            **{f"embed_{k}": v for k, v in embedding.info.items()
+               if k in ("batch_size", "oom_backoffs", "loader_workers", "warmup_seconds")},
         })
         result.metrics = scored
         tracker.log_metrics(run_id, scored)

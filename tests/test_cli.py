@@ -6,6 +6,7 @@ import sys
 
 import mlflow
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from clusterbench.cli import main
@@ -63,6 +64,28 @@ def test_rerun_skips_finished_cells_and_reuses_embeddings(run_cli, results_dir):
     assert second["cached"] is False and second["metrics"]["embed_cached"] == 1.0
     status, _, _, forced = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "--force")
     assert forced["cells"][0]["cached"] is False
+
+
+def test_a_network_cell_records_its_throughput_flops_and_how_it_ran(run_cli, results_dir):
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    status, _, err, summary = run_cli("-d", "digits:limit=100", "-e", "resnet152:weights=none,size=32,batch_size=16",
+                                      "-c", "kmeans", "--k", "10")
+    assert status == 0, err
+    cell = summary["cells"][0]
+    run = MlflowClient(default_tracking_uri(results_dir)).get_run(cell["mlflow_run_id"])
+    m = run.data.metrics
+    assert run.data.tags["device"] == "cpu" and run.data.params["precision"] in ("fp32", "bf16")
+    # FLOPs per image are the network's own count at the input size that ran
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torchvision.models.resnet152(weights=None).eval()(torch.zeros(1, 3, 32, 32))
+    assert m["flops_per_image"] == pytest.approx(counter.get_total_flops(), rel=0.01)
+    assert m["gflops_per_s"] == pytest.approx(m["flops_per_image"] * m["throughput_img_per_s"] / 1e9, rel=1e-6)
+    assert m["throughput_img_per_s"] > 0 and m["peak_host_memory_mb"] > 100 and m["embed_warmup_seconds"] > 0
+    assert (m["embed_batch_size"], m["embed_oom_backoffs"], m["embed_loader_workers"]) == (16, 0, 0)
+    assert "gpu_peak_memory_mb" not in m
 
 
 def test_seeds_and_k_flags_shape_the_grid(run_cli):
