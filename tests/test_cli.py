@@ -220,3 +220,24 @@ def test_progress_bars_on_a_terminal_unless_no_progress(results_dir, monkeypatch
     drawn = "".join(terminal.text)
     assert "[1/1]" in drawn  # the per-cell log line goes to stderr either way
     assert ("%|" in drawn and "batch/s" in drawn) == (not flags)
+
+
+def test_bench_prints_the_figures_page(capsys):
+    assert main(["bench", "--quick"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| figure | ours | reference | ratio | note |"
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+    names = list(rows)
+    for start in ("matmul GFLOP/s (torch", "ResNet152 224px img/s", "ResNet152 img/s vs bf16", "k-means K=1000 seconds",
+                  "k-means K=1000 GFLOP/s", "k-means K=10 seconds", "exact silhouette", "machine"):
+        assert any(n.startswith(start) for n in names), start
+    for name, (ours, reference, ratio, _note) in rows.items():
+        if ratio != "-":  # every ratio is ours against its reference, measured now
+            assert float(ratio) == pytest.approx(_ratio(name, float(ours), float(reference)), rel=1e-3), name
+    silhouette = next(v for n, v in rows.items() if n.startswith("exact silhouette"))
+    assert float(silhouette[3].split()[-1]) < 1e-6  # the same value as scikit-learn's
+
+
+def _ratio(name: str, ours: float, reference: float) -> float:
+    """Times are better when smaller (reference / ours); rates when larger (ours / reference)."""
+    return reference / ours if "seconds" in name else ours / reference
