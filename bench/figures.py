@@ -184,7 +184,7 @@ def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0,
     start = time.perf_counter()
     ref = silhouette_score(X, labels)
     ref_s = time.perf_counter() - start
-    return {"ours_s": ours_s, "sklearn_s": ref_s, "ours": ours, "sklearn": ref,
+    return {"ours_s": ours_s, "sklearn_s": ref_s, "ours": ours, "sklearn": ref, "shape": X.shape,
             "ours_fn": lambda: silhouette_exact(X, labels, device=device)}
 
 
@@ -219,14 +219,9 @@ def figures_table(quick: bool = False, log=print) -> list[list]:
     bf16, fp32 = matmul_gflops("bf16"), matmul_gflops("fp32")
     blas = blas_gflops()
     log("measured the embedding path and matrix-multiply rates")
-    ceiling = bf16 * 1e9 / emb["flops_per_image"]
     rows.append(["matmul GFLOP/s (torch bf16 / fp32)", bf16, fp32, bf16 / fp32, "2048^2 matrices"])
     rows.append(["matmul GFLOP/s (NumPy BLAS fp32)", blas, None, None, "the k-means limit"])
-    rows.append([f"ResNet152 224px img/s (ours {emb['precision']}+channels_last+folded BN / plain fp32)",
-                 emb["ours_img_per_s"], emb["plain_img_per_s"], emb["ours_img_per_s"] / emb["plain_img_per_s"],
-                 f"{emb['flops_per_image'] / 1e9:.1f} GFLOP/img"])
-    rows.append(["ResNet152 img/s vs bf16 FLOP ceiling", emb["ours_img_per_s"], ceiling,
-                 emb["ours_img_per_s"] / ceiling, "ceiling = bf16 matmul rate / FLOPs per image"])
+    rows += _embedding_rows("", emb, bf16, f"{emb['flops_per_image'] / 1e9:.1f} GFLOP/img")
 
     n = 5000 if quick else 20000
     X, source = _kmeans_data(n)
@@ -240,9 +235,7 @@ def figures_table(quick: bool = False, log=print) -> list[list]:
                          "2*N*K*D per iteration"])
         log(f"measured k-means K={k}")
 
-    sil = silhouette_figures(n, 256)
-    rows.append([f"exact silhouette seconds (ours / sklearn), {n}x256", sil["ours_s"], sil["sklearn_s"],
-                 sil["sklearn_s"] / sil["ours_s"], f"difference from sklearn {abs(sil['ours'] - sil['sklearn']):.1e}"])
+    rows.append(_silhouette_row("exact silhouette seconds (ours / sklearn)", silhouette_figures(n, 256)))
     rows.append(["machine", None, None, None,
                  f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                  f"auto precision on cpu = {resolve_precision('auto', 'cpu')}"])
@@ -264,21 +257,15 @@ def cuda_figures_rows(quick: bool, log, X: np.ndarray, source: str) -> list[list
     emb = embedding_figures("resnet152", n_images=n_img, size=224, batch=batch, device="cuda")
     bf16 = matmul_gflops("bf16", n=8192, device="cuda")
     log("measured the embedding path on CUDA")
-    ceiling = bf16 * 1e9 / emb["flops_per_image"]
     rows.append([f"{name}: matmul GFLOP/s (torch bf16)", bf16, None, None, "8192^2 matrices"])
-    rows.append([f"{name}: ResNet152 224px img/s (ours {emb['precision']}+channels_last+folded BN / plain fp32)",
-                 emb["ours_img_per_s"], emb["plain_img_per_s"], emb["ours_img_per_s"] / emb["plain_img_per_s"],
-                 f"batch {batch}, {n_img} images, GPU peak {emb['gpu_peak_memory_mb']:.0f} MiB"])
+    rows += _embedding_rows(f"{name}: ", emb, bf16,
+                            f"batch {batch}, {n_img} images, GPU peak {emb['gpu_peak_memory_mb']:.0f} MiB")
     rows.append([f"{name}: ResNet152 img/s (ours, whole path / the model alone on batches already on the GPU)",
                  emb["ours_img_per_s"], emb["compute_img_per_s"], emb["ours_img_per_s"] / emb["compute_img_per_s"],
                  "what loading, copying and normalising cost"])
-    rows.append([f"{name}: ResNet152 img/s vs bf16 FLOP ceiling", emb["ours_img_per_s"], ceiling,
-                 emb["ours_img_per_s"] / ceiling, "ceiling = bf16 matmul rate / FLOPs per image"])
     n = len(X)
-    sil = silhouette_figures(n, 256, device="cuda")
-    rows.append([f"{name}: exact silhouette seconds (ours on CUDA / sklearn on CPU), {n}x256", sil["ours_s"],
-                 sil["sklearn_s"], sil["sklearn_s"] / sil["ours_s"],
-                 f"difference from sklearn {abs(sil['ours'] - sil['sklearn']):.1e}"])
+    rows.append(_silhouette_row(f"{name}: exact silhouette seconds (ours on CUDA / sklearn on CPU)",
+                                silhouette_figures(n, 256, device="cuda")))
     if faiss_gpu_available():
         km = kmeans_figures(X, 1000, iters=20, device="cuda")
         rows.append([f"{name}: k-means K=1000 seconds (ours, faiss GPU / sklearn CPU)", km["ours_s"], km["sklearn_s"],
@@ -286,3 +273,18 @@ def cuda_figures_rows(quick: bool, log, X: np.ndarray, source: str) -> list[list
     else:
         rows.append([f"{name}: k-means on the GPU", None, None, None, "not measured: faiss here has no GPU support"])
     return rows
+
+
+def _embedding_rows(prefix: str, emb: dict, bf16_gflops: float, note: str) -> list[list]:
+    """Our ResNet152 rate against the plain fp32 loop and against the bf16 FLOP ceiling."""
+    ours, ceiling = emb["ours_img_per_s"], bf16_gflops * 1e9 / emb["flops_per_image"]
+    return [[f"{prefix}ResNet152 224px img/s (ours {emb['precision']}+channels_last+folded BN / plain fp32)",
+             ours, emb["plain_img_per_s"], ours / emb["plain_img_per_s"], note],
+            [f"{prefix}ResNet152 img/s vs bf16 FLOP ceiling", ours, ceiling, ours / ceiling,
+             "ceiling = bf16 matmul rate / FLOPs per image"]]
+
+
+def _silhouette_row(label: str, sil: dict) -> list:
+    n, d = sil["shape"]
+    return [f"{label}, {n}x{d}", sil["ours_s"], sil["sklearn_s"], sil["sklearn_s"] / sil["ours_s"],
+            f"difference from sklearn {abs(sil['ours'] - sil['sklearn']):.1e}"]

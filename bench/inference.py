@@ -164,7 +164,7 @@ def run_inference(
     if count_flops and len(images):
         sample = images[0]
         if split is not None:
-            sample = split.normalise(sample.unsqueeze(0).to(device), device)[0]
+            sample = split.normaliser(device)(sample.unsqueeze(0).to(device))[0]
         stats["flops_per_image"] = flops_per_image(model, sample, device)
         stats["gflops_per_s"] = stats["flops_per_image"] * stats["images_per_s"] / 1e9
     return InferenceResult(outputs, stats)
@@ -204,6 +204,7 @@ def _loop(model, images, split, batch_size, device, precision, channels_last, nu
         pin_memory=device.startswith("cuda"),
         worker_init_fn=worker_init,  # workers seeded from torch's seed, so transforms repeat
     )
+    normalise = split.normaliser(device) if split is not None else None
     chunks: list[list] = []
     n = len(images)
     warm_images, warm_seconds = 0, 0.0
@@ -211,8 +212,8 @@ def _loop(model, images, split, batch_size, device, precision, channels_last, nu
     with torch.inference_mode(), _autocast(device, precision):
         for b, batch in enumerate(progress_bar(loader, desc, enabled=progress)):
             batch = batch.to(device, non_blocking=True)
-            if split is not None:
-                batch = split.normalise(batch, device)
+            if normalise is not None:
+                batch = normalise(batch)
             real = len(batch)
             if pad_last and real < batch_size:  # a compiled model would recompile for a new batch shape
                 batch = torch.cat([batch, batch[-1:].expand(batch_size - real, *batch.shape[1:])])

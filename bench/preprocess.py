@@ -22,15 +22,21 @@ class DeviceSplit:
     std: tuple
     scale: str = "div"
 
-    def normalise(self, batch, device: str):
-        """uint8 (B, C, H, W) on ``device`` -> normalised float32, the same values as per image."""
+    def normaliser(self, device: str):
+        """uint8 (B, C, H, W) on ``device`` -> normalised float32, the same values as per image;
+        mean and std are put on the device once here, not copied over for every batch."""
         import torch
 
         mean = torch.tensor(self.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        x = batch.to(torch.float32)
-        x = x.div_(255.0) if self.scale == "div" else x.mul_(1.0 / 255.0)
-        return x.sub_(mean).div_(std)
+        divide = self.scale == "div"
+
+        def normalise(batch):
+            x = batch.to(torch.float32)
+            x = x.div_(255.0) if divide else x.mul_(1.0 / 255.0)
+            return x.sub_(mean).div_(std)
+
+        return normalise
 
 
 class PresetGeometry:

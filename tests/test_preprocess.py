@@ -51,7 +51,7 @@ def test_split_transform_gives_the_whole_transforms_pixels(name):
         whole = transform(img)
         part = split.geometry(img) if split.geometry is not None else img
         assert part.dtype == torch.uint8  # only bytes cross to the device
-        batched = split.normalise(part.unsqueeze(0), "cpu")[0]
+        batched = split.normaliser("cpu")(part.unsqueeze(0))[0]
         assert torch.equal(batched, whole), name
 
 

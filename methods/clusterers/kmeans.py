@@ -25,8 +25,8 @@ def import_faiss():
 
 def faiss_gpu_available() -> bool:
     try:
-        import faiss
-    except ImportError:  # scikit-learn's engine still works; the faiss one says what to install
+        faiss = import_faiss()
+    except UserError:  # scikit-learn's engine still works; the faiss one says what to install
         return False
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
