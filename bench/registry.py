@@ -73,10 +73,16 @@ class Spec:
         return f"{self.name}:{body}"
 
 
-def _check_number(kind: str, name: str, key: str, value: Any, default: Any) -> None:
+def _check_value(kind: str, name: str, key: str, value: Any, default: Any, annotation: Any) -> None:
     """A parameter whose default is a number takes a number of that kind (an int also serves a
-    float); other defaults (None, strings, booleans) leave the entry to judge the value."""
-    if isinstance(default, bool) or not isinstance(default, int | float):
+    float); one whose default is a boolean takes true or false, unless its annotation admits more
+    (``pretrained: bool | str``); other defaults (None, strings) leave the entry to judge."""
+    if isinstance(default, bool):
+        if annotation in (inspect.Parameter.empty, bool, "bool") and not isinstance(value, bool):
+            raise UserError(f"{kind} {name!r}: {key}={format_value(value)!s} must be true or false "
+                            f"(default {format_value(default)})")
+        return
+    if not isinstance(default, int | float):
         return
     wanted = int if isinstance(default, int) else (int, float)
     if isinstance(value, bool) or not isinstance(value, wanted):
@@ -137,8 +143,9 @@ class Registry:
                 raise UserError(
                     f"unknown parameter {key!r} for {self.kind} {spec.name!r}{_closest(key, allowed)}; valid: {valid}"
                 )
+        annotations = {p.name: p.annotation for p in inspect.signature(self.get(spec.name).__init__).parameters.values()}
         for key, value in spec.params.items():
-            _check_number(self.kind, spec.name, key, value, allowed[key])
+            _check_value(self.kind, spec.name, key, value, allowed[key], annotations[key])
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in spec.params]
         if missing:
             raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")

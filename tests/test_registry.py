@@ -81,3 +81,16 @@ def test_real_registries_are_populated():
     assert {"digits", "fashion-mnist", "folder"} <= set(datasets.list())
     assert {"pixels", "resnet152", "densenet121", "alexnet", "timm"} <= set(embedders.list())
     assert {"kmeans", "agglomerative", "hdbscan"} <= set(clusterers.list())
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("resnet152:compile=maybe", "embedder 'resnet152': compile=maybe must be true or false"),
+    ("timm:model=resnet18,compile=1", "embedder 'timm': compile=1 must be true or false"),
+])
+def test_a_boolean_parameter_refuses_other_values_unless_it_admits_them(spec, message):
+    from clusterbench.methods.embedders import EMBEDDERS
+
+    with pytest.raises(UserError, match=message):
+        EMBEDDERS.validate(spec)
+    EMBEDDERS.validate("resnet152:compile=true")
+    EMBEDDERS.validate("timm:model=resnet18,pretrained=/some/weights.pt")  # annotated bool | str: a path is fine

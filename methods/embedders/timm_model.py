@@ -25,7 +25,7 @@ class TimmModel:
     def __init__(
         self,
         model,
-        pretrained=True,
+        pretrained: bool | str = True,  # or the path of a state dict file
         size=None,
         device="auto",
         precision="auto",
