@@ -12,9 +12,10 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
-from .errors import UserError
+from .errors import DataWarning, UserError
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -192,8 +193,19 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+_python_format_warning = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Our notes about the user's data read as one line; other libraries' warnings as usual."""
+    if issubclass(category, DataWarning):
+        return f"clusterbench: warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _format_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGINT, _terminate)

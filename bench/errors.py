@@ -15,3 +15,8 @@ def one_line_reason(exc: BaseException) -> str:
         return str(exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class DataWarning(UserWarning):
+    """Something about the user's data worth knowing that does not stop the run (a file skipped):
+    the command line shows it as one line, without Python's source excerpt."""

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from clusterbench.errors import DataError
+from clusterbench.errors import DataError, DataWarning
 
 from .base import DATASETS, finish, select_subset
 from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, is_image_file
@@ -47,6 +47,7 @@ def scan(root: str) -> tuple[list[str], list[int] | None, list[str] | None]:
     if top:
         warnings.warn(
             f"{root}: ignoring {len(top)} image(s) directly in the folder because it has class sub-folders",
+            DataWarning,
             stacklevel=3,
         )
     names = list(classes)
@@ -136,7 +137,7 @@ class Folder:
                 continue
             if self.strict:
                 raise error
-            warnings.warn(f"skipping unreadable image {error}", stacklevel=3)
+            warnings.warn(f"skipping unreadable image {error}", DataWarning, stacklevel=3)
             skipped.append(str(error))
         return images, kept, skipped, digest.hexdigest()[:16]
 

@@ -249,3 +249,22 @@ def _printed_range(text: str) -> tuple[float, float]:
 def _ratio(name: str, ours: float, reference: float) -> float:
     """Times are better when smaller (reference / ours); rates when larger (ours / reference)."""
     return reference / ours if "seconds" in name else ours / reference
+
+
+def test_a_skipped_file_is_one_warning_line_from_the_console_script(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_text("not an image")
+    proc = subprocess.run([sys.executable, "-m", "clusterbench", "run", "-d", f"folder:root={folder}", "-e", "pixels",
+                           "-c", "kmeans", "--k", "2", "--results", str(tmp_path / "results"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "broken.png" in line]
+    assert warned == [f"clusterbench: warning: skipping unreadable image {folder / 'broken.png'}: not a recognised image file"]
+    assert "UserWarning" not in proc.stderr and "warnings.warn" not in proc.stderr
