@@ -15,7 +15,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from .errors import DataWarning, UserError
+from clusterbench.core.errors import DataWarning, UserError
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -73,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from .reduce import Reducer
-    from .registry import Spec
-    from .report import print_table
-    from .runner import Runner
-    from .suite import Suite, load_suite, parse_k
+    from clusterbench.core.registry import Spec
+    from clusterbench.core.suite import Suite, load_suite, parse_k
+    from clusterbench.run.runner import Runner
+    from clusterbench.scoring.reduce import Reducer
+    from clusterbench.track.report import print_table
 
     grid = args.dataset or args.embedder or args.clusterer
     if grid and args.suite:
@@ -90,7 +90,7 @@ def cmd_run(args) -> int:
                       embedders=[Spec.parse(s) for s in args.embedder],
                       clusterers=[Spec.parse(s) for s in args.clusterer], source="command line")
     else:
-        from .suite import default_suite_path
+        from clusterbench.core.suite import default_suite_path
 
         suite = load_suite(args.suite or default_suite_path())
     if args.k is not None:
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
         suite.reduce = Reducer.parse(args.reduce)
     if args.tune:
         suite.tune = {**suite.tune, **Spec.parse(f"tune:{args.tune}").params}
-    from .tuning import validate_tune
+    from clusterbench.k.tuning import validate_tune
 
     validate_tune(suite.tune, suite.cells())  # a bad objective or key is refused before anything runs
     if args.json:
@@ -112,7 +112,7 @@ def cmd_run(args) -> int:
     results = runner.run(suite)
     print_table(results)
     if args.json:
-        from .atomic import write_json
+        from clusterbench.run.atomic import write_json
 
         write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results]})
     return EXIT_CELL_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
@@ -125,7 +125,7 @@ def _check_writable(path: Path) -> None:
 
 
 def cmd_list(args) -> int:
-    from .runner import registries
+    from clusterbench.run.runner import registries
 
     kinds = dict(zip(("datasets", "embedders", "clusterers"), registries(), strict=True))
     for kind, registry in kinds.items():
@@ -146,14 +146,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import leaderboard
-    from .tracking import default_tracking_uri
+    from clusterbench.track.report import leaderboard
+    from clusterbench.track.tracking import default_tracking_uri
 
     uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
     text = leaderboard(uri, suite=args.suite, sort=args.sort)
     print(text)
     if args.output:
-        from .atomic import atomic_file
+        from clusterbench.run.atomic import atomic_file
 
         with atomic_file(args.output, "w") as f:
             f.write(text + "\n")
@@ -161,7 +161,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    from .tracking import default_tracking_uri
+    from clusterbench.track.tracking import default_tracking_uri
 
     results = _results_dir(args)
     uri = _tracking_uri(args) or default_tracking_uri(results)
@@ -174,8 +174,8 @@ def cmd_ui(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .figures import figures_table
-    from .report import markdown_table
+    from clusterbench.benchmarking.figures import figures_table
+    from clusterbench.track.report import markdown_table
 
     rows = figures_table(quick=args.quick, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(markdown_table(["figure", "ours", "reference", "ratio", "note"], rows))
@@ -187,7 +187,7 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui
 
 def _terminate(signum, frame):
     # SIGTERM and Ctrl-C: the current runs are marked KILLED, results kept.
-    from .runner import STOP_REQUESTED
+    from clusterbench.run.runner import STOP_REQUESTED
 
     STOP_REQUESTED.set()
     raise KeyboardInterrupt

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clusterbench.errors import DataError
-from clusterbench.registry import Registry
+from clusterbench.core.errors import DataError
+from clusterbench.core.registry import Registry
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", group="clusterbench.datasets")
 
 
 @dataclass

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from clusterbench.errors import DataError
+from clusterbench.core.errors import DataError
 
 from . import net
 from .base import DATASETS, content_hash, finish

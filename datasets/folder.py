@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from clusterbench.errors import DataError, DataWarning
+from clusterbench.core.errors import DataError, DataWarning
 
 from .base import DATASETS, finish, select_subset
 from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, is_image_file

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from clusterbench.net import host_of, reachable  # noqa: F401 - the datasets' entry point
+from clusterbench.run.net import host_of, reachable  # noqa: F401 - the datasets' entry point
 
 DATA_ENV = "CLUSTERBENCH_DATA"
 DEFAULT_DATA_HOME = "~/.cache/clusterbench/data"

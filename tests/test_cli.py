@@ -10,7 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from clusterbench.cli import main
-from clusterbench.tracking import CELL_KEY_TAG, default_tracking_uri
+from clusterbench.track.tracking import CELL_KEY_TAG, default_tracking_uri
 
 
 def test_default_job_runs_quick_suite_and_tracks_everything(run_cli, results_dir, monkeypatch):

@@ -3,7 +3,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.metrics import normalized_mutual_info_score as nmi
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 from clusterbench.methods.clusterers import CLUSTERERS
 from clusterbench.methods.clusterers import agglomerative as agglo_module
 

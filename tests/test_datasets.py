@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from clusterbench.core.errors import DataError
 from clusterbench.datasets import DATASETS, fashion_mnist, net
 from clusterbench.datasets.folder import Folder
 from clusterbench.datasets.images import IMAGE_EXTENSIONS, decode_image
-from clusterbench.errors import DataError
 
 
 def save(path, img: Image.Image, **kwargs) -> str:

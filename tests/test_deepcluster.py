@@ -12,8 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from clusterbench.core.errors import UserError  # noqa: E402
 from clusterbench.datasets import DATASETS  # noqa: E402
-from clusterbench.errors import UserError  # noqa: E402
 from clusterbench.methods.deepcluster import (  # noqa: E402
     DeepClusterConfig,
     build_model,
@@ -230,7 +230,7 @@ def test_clusterer_end_to_end_logs_epochs_and_reports_both_label_sets(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from clusterbench.cli import main
-    from clusterbench.tracking import default_tracking_uri
+    from clusterbench.track.tracking import default_tracking_uri
 
     results, summary_path = tmp_path / "results", tmp_path / "summary.json"
     status = main(["run", "-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=2,{TINY_SPEC}",
@@ -258,7 +258,7 @@ def test_embedder_end_to_end_trains_once_and_shares_the_clusterers_training(tmp_
     from mlflow.tracking import MlflowClient
 
     from clusterbench.cli import main
-    from clusterbench.tracking import default_tracking_uri
+    from clusterbench.track.tracking import default_tracking_uri
 
     results, summary_path = tmp_path / "results", tmp_path / "summary.json"
     spec = f"alexnet-deepcluster:epochs=1,{TINY_SPEC}"

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from clusterbench.core.errors import UserError
 from clusterbench.datasets import DATASETS
-from clusterbench.errors import UserError
 from clusterbench.methods.embedders import EMBEDDERS, weights
 from clusterbench.methods.embedders.timm_model import TimmModel, _tensor_transform
 from clusterbench.methods.embedders.torchvision_cnn import TorchvisionCNN
@@ -360,7 +360,7 @@ def test_compiled_model_gives_the_eager_features_and_keeps_warm_up_out_of_the_ra
 def test_cuda_loader_workers_use_spare_cores_but_not_more_than_half_the_batches(monkeypatch):
     import os
 
-    from clusterbench.inference import cuda_loader_workers
+    from clusterbench.infer.inference import cuda_loader_workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert [cuda_loader_workers(n) for n in (1, 2, 8, 24, 1000)] == [1, 1, 4, 12, 15]

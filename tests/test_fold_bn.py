@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from clusterbench.fold_bn import fold_batchnorm
+from clusterbench.infer.fold_bn import fold_batchnorm
 
 
 def _resnet18_with_real_statistics():

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_cuda_silhouette_equals_sklearn():
     from sklearn.metrics import silhouette_score
 
-    from clusterbench.silhouette import silhouette_exact
+    from clusterbench.scoring.silhouette import silhouette_exact
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, 3000)
@@ -22,8 +22,8 @@ def test_faiss_gpu_kmeans_matches_cpu_quality():
     from sklearn.datasets import load_digits
     from sklearn.metrics import normalized_mutual_info_score as nmi
 
+    from clusterbench.core.backends import faiss_gpu_available
     from clusterbench.methods.clusterers import CLUSTERERS
-    from clusterbench.methods.clusterers.kmeans import faiss_gpu_available
 
     if not faiss_gpu_available():
         pytest.skip("faiss has no GPU support here (pip install 'clusterbench[gpu]')")
@@ -38,7 +38,7 @@ def test_inference_on_cuda_reports_gpu_memory_and_synchronised_throughput():
     import torchvision
 
     from clusterbench.datasets import DATASETS
-    from clusterbench.inference import run_inference
+    from clusterbench.infer.inference import run_inference
 
     data = DATASETS.create("digits:limit=64").load()
     model = torchvision.models.resnet18(weights=None)
@@ -53,7 +53,7 @@ def test_inference_on_cuda_reports_gpu_memory_and_synchronised_throughput():
 def _normalised_images(n: int, size: int):
     from torchvision.transforms import v2
 
-    from clusterbench.figures import _Images
+    from clusterbench.benchmarking.figures import _Images
 
     normalize = v2.Compose([v2.ToDtype(torch.float32, scale=True),
                             v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
@@ -68,7 +68,7 @@ def _cosine_rows(a, b):
 def test_auto_batch_size_backs_off_when_cuda_memory_runs_out():
     import torchvision
 
-    from clusterbench.inference import run_inference
+    from clusterbench.infer.inference import run_inference
 
     data, normalize = _normalised_images(300, 224)
     model = torchvision.models.resnet50(weights=None)
@@ -95,7 +95,7 @@ def test_auto_batch_size_backs_off_when_cuda_memory_runs_out():
 def test_compiled_model_on_cuda_gives_the_eager_features():
     import torchvision
 
-    from clusterbench.inference import run_inference
+    from clusterbench.infer.inference import run_inference
 
     data, normalize = _normalised_images(40, 64)  # batches of 16, 16, 8: the last one padded
     model = torchvision.models.resnet18(weights=None)
@@ -111,7 +111,7 @@ def _one_cell(run_cli, results_dir, embedder: str, clusterer: str):
     """Run one digits cell through the CLI; return it and an MLflow client on its store."""
     from mlflow.tracking import MlflowClient
 
-    from clusterbench.tracking import default_tracking_uri
+    from clusterbench.track.tracking import default_tracking_uri
 
     status, _, err, summary = run_cli("-d", "digits:limit=300", "-e", embedder, "-c", clusterer, "--k", "10")
     assert status == 0, err

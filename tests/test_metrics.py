@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score, silhouette_score
 
-from clusterbench import metrics as M
+from clusterbench.scoring import metrics as M
 
 
 def test_accuracy_matches_hand_computed_when_k_differs_from_classes():
@@ -62,7 +62,7 @@ def test_silhouette_is_sampled_above_the_limit_and_says_so():
 
 @pytest.mark.parametrize("k", [2, 7, 40])
 def test_blockwise_silhouette_equals_sklearn(k, monkeypatch):
-    from clusterbench import silhouette
+    from clusterbench.scoring import silhouette
 
     monkeypatch.setattr(silhouette, "BLOCK_BYTES", 4 * 700 * 97)  # force several uneven blocks
     rng = np.random.default_rng(k)
@@ -73,7 +73,7 @@ def test_blockwise_silhouette_equals_sklearn(k, monkeypatch):
 
 
 def test_simplified_silhouette_matches_its_definition():
-    from clusterbench.silhouette import silhouette_simplified
+    from clusterbench.scoring.silhouette import silhouette_simplified
 
     X = np.array([[0.0], [2.0], [10.0], [12.0], [13.0]])
     labels = np.array([0, 0, 1, 1, 1])

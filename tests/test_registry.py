@@ -1,7 +1,7 @@
 import pytest
 
-from clusterbench.errors import UserError
-from clusterbench.registry import Registry, Spec
+from clusterbench.core.errors import UserError
+from clusterbench.core.registry import Registry, Spec
 
 
 def make_registry():
@@ -75,7 +75,7 @@ def test_missing_required_parameter():
 
 
 def test_real_registries_are_populated():
-    from clusterbench.runner import registries
+    from clusterbench.run.runner import registries
 
     datasets, embedders, clusterers = registries()
     assert {"digits", "fashion-mnist", "folder"} <= set(datasets.list())

@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from clusterbench.tracking import CELL_KEY_TAG, ROLE_TAG, default_tracking_uri
+from clusterbench.track.tracking import CELL_KEY_TAG, ROLE_TAG, default_tracking_uri
 
 SUITE = """
 name = "reliability"
@@ -30,8 +30,8 @@ def _suite(tmp_path, seeds=(0, 1, 2)):
 
 
 def _start(suite, results, *extra):
-    from clusterbench.locks import exclusive
-    from clusterbench.tracking import Tracker
+    from clusterbench.run.locks import exclusive
+    from clusterbench.track.tracking import Tracker
 
     # The store exists before the test starts polling it, as the runner would create it.
     with exclusive(results, "tracking-store"):
@@ -127,7 +127,7 @@ def test_same_command_twice_gives_identical_assignments(run_cli, results_dir):
 
 
 def test_half_written_cache_entry_is_never_read(tmp_path):
-    from clusterbench.cache import EmbeddingCache
+    from clusterbench.run.cache import EmbeddingCache
 
     cache = EmbeddingCache(tmp_path)
     features = np.arange(12, dtype=np.float32).reshape(3, 4)

@@ -17,10 +17,10 @@ from gensim.models import KeyedVectors
 from mlflow.tracking import MlflowClient
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from clusterbench.core.errors import UserError
 from clusterbench.datasets import DATASETS
-from clusterbench.errors import UserError
+from clusterbench.k.semantic_k import label_vector, load_vectors
 from clusterbench.methods.embedders import EMBEDDERS
-from clusterbench.semantic_k import label_vector, load_vectors
 
 # tabby, tiger cat, Persian cat, Egyptian cat, goldfish, great white shark, tiger shark, hammerhead
 CLASSES = [281, 282, 283, 285, 1, 2, 3, 4]
@@ -151,10 +151,10 @@ def test_k_semantic_end_to_end(run_cli, results_dir, tmp_path, classifier, vecto
 @pytest.mark.parametrize("threshold, method, oov", [(0.01, "single", "singleton"), (0.2, "average", "drop"),
                                                     (0.5, "single", "singleton"), (0.5, "complete", "drop")])
 def test_k_is_the_number_of_groups_at_the_cut(classifier, vectors, threshold, method, oov):
+    from clusterbench.core.registry import Spec
+    from clusterbench.core.suite import Cell
+    from clusterbench.k.semantic_k import semantic_k
     from clusterbench.methods.embedders.base import Embedding
-    from clusterbench.registry import Spec
-    from clusterbench.semantic_k import semantic_k
-    from clusterbench.suite import Cell
 
     _, logits = classifier
     names = EMBEDDERS.create("densenet121:weights=none").class_names()

@@ -20,10 +20,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from clusterbench.cli import main
-from clusterbench.registry import Spec
-from clusterbench.suite import Cell
-from clusterbench.tracking import default_tracking_uri
-from clusterbench.tuning import STATE_PREFIX, Tuner, tune_cell
+from clusterbench.core.registry import Spec
+from clusterbench.core.suite import Cell
+from clusterbench.k.tuning import STATE_PREFIX, Tuner, tune_cell
+from clusterbench.track.tracking import default_tracking_uri
 
 KM = ("-d", "digits", "-e", "pixels", "-c", "kmeans")
 
@@ -242,9 +242,9 @@ from types import SimpleNamespace
 import numpy as np
 from sklearn.datasets import load_digits
 from clusterbench.methods.clusterers import CLUSTERERS
-from clusterbench.registry import Spec
-from clusterbench.suite import Cell
-from clusterbench.tuning import tune_cell
+from clusterbench.core.registry import Spec
+from clusterbench.core.suite import Cell
+from clusterbench.k.tuning import tune_cell
 
 url, tune, ready, me = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 X, y = load_digits(return_X_y=True)

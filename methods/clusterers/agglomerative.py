@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 
-from .base import CLUSTERERS, check_features, check_k
+from .base import CLUSTERERS, ClustererBase, ClusterResult, check_features, check_k
 
 LINKAGES = ("ward", "average", "complete", "single")
 
@@ -30,7 +30,7 @@ def exact_memory_bytes(n: int) -> int:
 
 
 @CLUSTERERS.register("agglomerative")
-class Agglomerative:
+class Agglomerative(ClustererBase):
     def __init__(self, k: int | None = None, linkage: str = "ward", max_points: int = 20000,
                  n_micro: int = 2000, seed: int = 0):
         self.k = k
@@ -39,7 +39,7 @@ class Agglomerative:
         self.n_micro = n_micro
         self.seed = seed
 
-    def fit_predict(self, X) -> np.ndarray:
+    def fit(self, X, context=None) -> ClusterResult:
         X = check_features(X, self.k, "agglomerative")
         if self.linkage not in LINKAGES:
             raise UserError(f"agglomerative: linkage={self.linkage!r}: expected one of {', '.join(LINKAGES)}")
@@ -48,8 +48,7 @@ class Agglomerative:
             labels, method = self._exact(X), "exact"
         else:
             labels, method = self._micro(X), f"microclusters:{min(self.n_micro, len(X))}"
-        self.info_ = {"method": method, "seconds": time.perf_counter() - start}
-        return labels
+        return ClusterResult(labels, info={"method": method, "seconds": time.perf_counter() - start})
 
     def _exact(self, X: np.ndarray) -> np.ndarray:
         from sklearn.cluster import AgglomerativeClustering

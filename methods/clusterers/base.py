@@ -1,35 +1,44 @@
-"""The clusterer contract (scikit-learn shaped): logic-free ``__init__(**params)``,
-``fit_predict(X) -> labels`` with noise as -1, and an ``info_`` dict of what was done.
+"""The clusterer base: scikit-learn shaped (logic-free ``__init__(**params)``), with the
+defaults of the :class:`~clusterbench.core.contracts.Clusterer` contract.
 
-A clusterer that takes ``k`` declares it as an ``__init__`` parameter; the runner fills it in.
-A clusterer that needs more than the features (DeepCluster: the images and a network) sets
-``needs_context = True`` and receives a :class:`ClusterContext`.
+``fit(X, context) -> ClusterResult``; ``fit_predict(X)`` gives the labels alone. A clusterer
+that takes ``k`` declares it as an ``__init__`` parameter and the harness fills it in; one that
+needs more than the features lists it in ``needs`` and finds it in the ``context``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 
-from clusterbench.errors import UserError
-from clusterbench.registry import Registry
+from clusterbench.core.contracts import ClusterResult, Context, Labeling
+from clusterbench.core.errors import UserError
+from clusterbench.core.registry import Registry
+from clusterbench.core.space import Param
 
-CLUSTERERS = Registry("clusterer")
+CLUSTERERS = Registry("clusterer", group="clusterbench.clusterers")
+
+__all__ = ["CLUSTERERS", "ClusterResult", "ClustererBase", "Context", "Labeling", "Param", "check_features", "check_k"]
 
 
-@dataclass
-class ClusterContext:
-    """What a context-needing clusterer gets besides X: the images, where to keep state, and
-    a callback for step-wise metrics (the harness routes it to its tracker)."""
+class ClustererBase:
+    needs: ClassVar[frozenset[str]] = frozenset()
+    owns_k: ClassVar[bool] = False
+    tunable: ClassVar[bool] = True
+    tune_keys: ClassVar[dict[str, str]] = {}
 
-    data: object
-    work_dir: str
-    seed: int = 0
-    log_metrics: Callable[[dict, int], None] = lambda metrics, step: None
-    log_figure: Callable[[object, str], None] = lambda figure, name: None
-    extra: dict = field(default_factory=dict)
+    def fit(self, X, context: Context | None = None) -> ClusterResult:
+        raise NotImplementedError
+
+    def fit_predict(self, X, context: Context | None = None) -> np.ndarray:
+        return self.fit(X, context or Context()).labels
+
+    @classmethod
+    def search_space(cls, n: int, dim: int, tune: Mapping) -> list[Param]:
+        """Nothing besides K (which the harness adds for every clusterer taking ``k``)."""
+        return []
 
 
 def check_features(X, k: int | None = None, name: str = "clusterer") -> np.ndarray:

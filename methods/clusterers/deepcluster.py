@@ -2,29 +2,28 @@
 pseudo-labels (k-means at the overclustering ``k`` on the learned features).
 
 ``k`` here is DeepCluster's own K (overclustering, K >> classes). When the grid's K (``eval_k``,
-by default ``context.extra["grid_k"]``: --k, the suite's k or the number of classes) differs,
+by default ``context.grid_k``: --k, the suite's k or the number of classes) differs,
 k-means at that K on the learned features is reported too, under the prefix ``kmeans_k<K>.``.
 The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 from clusterbench.methods.deepcluster.train import DeepClusterConfig
 
-from .base import CLUSTERERS
+from .base import CLUSTERERS, ClustererBase, ClusterResult, Labeling
 
 _D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
 
 
 @CLUSTERERS.register("deepcluster")
-class DeepCluster:
+class DeepCluster(ClustererBase):
     """DeepCluster (Caron et al. 2018): k-means on the CNN's features <-> training on the pseudo-labels."""
 
-    needs_context = True
+    needs = frozenset({"data", "work_dir", "log", "grid_k"})
     owns_k = True  # its k is the overclustering K; the grid's K only names the extra k-means labels
+    tunable = False  # trains a network per fit: not refitted per Optuna trial
 
     def __init__(self, k: int = _D.k, epochs: int = _D.epochs, eval_k: int | None = None, backbone: str = _D.backbone,
                  sobel: bool = _D.sobel, size: int | None = _D.size, pca_dim: int | None = _D.pca_dim, lr: float = _D.lr,
@@ -48,33 +47,29 @@ class DeepCluster:
     def config(self) -> DeepClusterConfig:
         return DeepClusterConfig.from_params(self)
 
-    def fit_predict(self, X=None, context=None) -> np.ndarray:
+    def fit(self, X=None, context=None) -> ClusterResult:
         from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster
         from clusterbench.methods.deepcluster.train import evaluation_kmeans
 
-        if context is None:
+        if context is None or context.data is None:
             raise UserError("deepcluster needs the images, not only features: run it through the harness "
-                            "(fit_predict(X, context=ClusterContext(...)))")
+                            "(fit(X, Context(data=..., work_dir=...)))")
         data = context.data
         config = self.config()
-        eval_k = self.eval_k if self.eval_k is not None else (context.extra or {}).get("grid_k")
+        eval_k = self.eval_k if self.eval_k is not None else context.grid_k
         if eval_k is not None and (not isinstance(eval_k, int) or eval_k < 2):
             raise UserError(f"deepcluster: eval_k={eval_k!r} must be an integer >= 2")
         checkpoint_dir = run_dir(context.work_dir, config, data.fingerprint) if context.work_dir else None
-        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=context.log_metrics,
-                                   eval_k=eval_k)
-        if result.history:
+        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir,
+                                   log_metrics=context.log_metrics or (lambda metrics, step: None), eval_k=eval_k)
+        if result.history and context.log_figure is not None:
             context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
                                "deepcluster_nmi.png")
-        self.labels_ = result.labels
-        self.features_ = result.reduced  # the learned representation k-means saw
-        self.extra_assignments_, self.extra_features_ = {}, {}
+        extra = {}
         if eval_k is not None and eval_k != config.k and eval_k <= len(result.labels):
-            name = f"kmeans_k{eval_k}"
             features = result.eval_features
-            self.extra_assignments_[name] = evaluation_kmeans(features, eval_k, config.seed)
-            self.extra_features_[name] = features
-        self.info_ = {
+            extra[f"kmeans_k{eval_k}"] = Labeling(evaluation_kmeans(features, eval_k, config.seed), features)
+        info = {
             "k": config.k,
             "epochs": config.epochs,
             "resumed_from_epoch": result.resumed_from,
@@ -85,4 +80,5 @@ class DeepCluster:
             "precision": result.info.get("precision"),
             "checkpoint": result.checkpoint,
         }
-        return result.labels
+        # internal metrics in the learned representation k-means saw, not the cell's X
+        return ClusterResult(result.labels, space=result.reduced, extra=extra, info=info)

@@ -1,7 +1,7 @@
 """HDBSCAN (the ``hdbscan`` package): finds the number of clusters itself; noise is -1.
 
 Above ``max_dim`` dimensions its tree algorithms degrade to brute force, so wider inputs are
-first reduced with PCA (recorded in ``info_``).
+first reduced with PCA (recorded in the result's ``info``).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import time
 
 import numpy as np
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 
-from .base import CLUSTERERS, check_features
+from .base import CLUSTERERS, ClustererBase, ClusterResult, check_features
 
 
 @CLUSTERERS.register("hdbscan")
-class HDBSCAN:
+class HDBSCAN(ClustererBase):
     def __init__(self, min_cluster_size: int = 10, min_samples: int | None = None, max_dim: int | None = 50,
                  cluster_selection_method: str = "eom", seed: int = 0):
         self.min_cluster_size = min_cluster_size
@@ -25,7 +25,7 @@ class HDBSCAN:
         self.cluster_selection_method = cluster_selection_method
         self.seed = seed
 
-    def fit_predict(self, X) -> np.ndarray:
+    def fit(self, X, context=None) -> ClusterResult:
         import hdbscan
 
         X = check_features(X, None, "hdbscan")
@@ -34,7 +34,7 @@ class HDBSCAN:
         start = time.perf_counter()
         reduced_to = None
         if self.max_dim and X.shape[1] > self.max_dim and len(X) > self.max_dim:
-            from clusterbench.reduce import Reducer
+            from clusterbench.scoring.reduce import Reducer
 
             X = Reducer(pca=self.max_dim, seed=self.seed).fit_transform(X)
             reduced_to = self.max_dim
@@ -44,10 +44,9 @@ class HDBSCAN:
         )
         labels = model.fit_predict(X.astype(np.float64)).astype(np.int64)
         found = int(labels.max() + 1) if len(labels) else 0
-        self.info_ = {
+        return ClusterResult(labels, info={
             "n_clusters_found": found,
             "noise_fraction": float(np.mean(labels < 0)),
             "reduced_to": reduced_to,
             "seconds": time.perf_counter() - start,
-        }
-        return labels
+        })

@@ -7,28 +7,12 @@ import time
 
 import numpy as np
 
-from clusterbench.errors import UserError
+from clusterbench.core.backends import faiss_gpu_available, import_faiss
+from clusterbench.core.errors import UserError
 
-from .base import CLUSTERERS, check_features
+from .base import CLUSTERERS, ClustererBase, ClusterResult, check_features
 
-
-def import_faiss():
-    """faiss, or one line saying how to install it: it comes with the ``cpu`` or the ``gpu`` extra
-    (two builds of one module, so the package cannot depend on either by default)."""
-    try:
-        import faiss
-    except ImportError:
-        raise UserError("faiss is not installed: pip install 'clusterbench[cpu]' "
-                        "(or 'clusterbench[gpu]' on a CUDA machine)") from None
-    return faiss
-
-
-def faiss_gpu_available() -> bool:
-    try:
-        faiss = import_faiss()
-    except UserError:  # scikit-learn's engine still works; the faiss one says what to install
-        return False
-    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+__all__ = ["KMeans", "faiss_gpu_available", "faiss_kmeans", "import_faiss", "run_kmeans"]
 
 
 KMEANS_PP_MAX_K = 100  # above this, k-means++ seeding costs more than the Lloyd iterations
@@ -162,7 +146,7 @@ def faiss_kmeans(X: np.ndarray, k: int, *, n_init: int, max_iter: int, seed: int
 
 
 @CLUSTERERS.register("kmeans")
-class KMeans:
+class KMeans(ClustererBase):
     """k-means on every point: sampled k-means++ seeding, then Lloyd on scikit-learn or faiss."""
 
     def __init__(self, k: int | None = None, n_init: int = 1, max_iter: int = 100, tol: float = 1e-4, seed: int = 0,
@@ -189,7 +173,7 @@ class KMeans:
         if self.spherical and self.backend == "sklearn":
             raise UserError("kmeans: spherical=true needs backend=faiss (scikit-learn has no spherical k-means)")
 
-    def fit_predict(self, X) -> np.ndarray:
+    def fit(self, X, context=None) -> ClusterResult:
         X = check_features(X, self.k, "kmeans")
         self._validate()
         use_gpu = self.device != "cpu" and self.backend != "sklearn" and faiss_gpu_available()
@@ -200,6 +184,6 @@ class KMeans:
         out = run_kmeans(X, self.k, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, seed=self.seed,
                          init=self.init, engine=engine, spherical=self.spherical, use_gpu=use_gpu)
         self.cluster_centers_ = out["centers"]
-        self.info_ = {"objective": out["objective"], "device": "cuda" if use_gpu else "cpu", "engine": engine,
-                      "init": out["init"], "n_iter": out["n_iter"], "seconds": time.perf_counter() - start}
-        return out["labels"]
+        info = {"objective": out["objective"], "device": "cuda" if use_gpu else "cpu", "engine": engine,
+                "init": out["init"], "n_iter": out["n_iter"], "seconds": time.perf_counter() - start}
+        return ClusterResult(out["labels"], info=info)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

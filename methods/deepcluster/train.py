@@ -3,7 +3,7 @@
 One epoch (Caron et al., 2018, and the reference implementation):
 
 1. features of the whole dataset, eval mode, no augmentation (the harness's shared forward
-   path, :func:`clusterbench.inference.run_inference`);
+   path, :func:`clusterbench.infer.inference.run_inference`);
 2. PCA to ``pca_dim`` with whitening (eigen power -0.5), L2-normalised rows, faiss k-means
    (``kmeans_iter`` iterations, no subsampling, a new seed each epoch) -> pseudo-labels;
 3. |D| samples drawn uniformly over the non-empty clusters, augmented (random resized crop +
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 
 from . import model as M
 
@@ -196,7 +196,7 @@ class Normalize:
 
     def device_split(self):
         """The shared inference path normalises whole batches on the device instead."""
-        from clusterbench.preprocess import DeviceSplit
+        from clusterbench.infer.preprocess import DeviceSplit
 
         return DeviceSplit(None, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))
 
@@ -250,7 +250,7 @@ class _Embed:
 def compute_features(net, images, *, device: str, precision: str, batch_size: int, progress: bool = True,
                      desc: str = "deepcluster features"):
     """Penultimate features of every image (eval mode, no augmentation): the shared forward path."""
-    from clusterbench.inference import run_inference
+    from clusterbench.infer.inference import run_inference
 
     result = run_inference(_Embed(net), TensorImages(images), Normalize(images.shape[1]), device=device,
                            precision=precision, batch_size=batch_size, rgb=False, progress=progress, desc=desc)
@@ -265,7 +265,7 @@ def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
     with (near) zero variance -- fewer images than dimensions, dead units -- are not divided by
     zero: eigenvalues are floored at 1e-6 of the largest.
     """
-    from clusterbench.methods.clusterers.kmeans import import_faiss
+    from clusterbench.core.backends import import_faiss
 
     faiss = import_faiss()
 
@@ -318,7 +318,7 @@ def nmi(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def resolve_train_precision(precision: str, device: str) -> str:
-    from clusterbench.inference import resolve_precision
+    from clusterbench.infer.inference import resolve_precision
 
     p = resolve_precision(precision, device)
     return "fp32" if p == "fp16" else p  # fp16 training would need a grad scaler: not worth it here
@@ -330,7 +330,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
     import torch
     import torch.nn as nn
 
-    from clusterbench.progress import progress_bar
+    from clusterbench.run.progress import progress_bar
 
     rng = np.random.default_rng(epoch_seed)
     gen = torch.Generator().manual_seed(epoch_seed)
@@ -382,7 +382,7 @@ def save_checkpoint(path: Path, net, optimizer, config: DeepClusterConfig, resol
                     assignments: np.ndarray | None, history: list[dict], fingerprint: str | None) -> None:
     import torch
 
-    from clusterbench.atomic import atomic_file
+    from clusterbench.run.atomic import atomic_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if not k.startswith("top_layer.")}
     payload = {
@@ -467,7 +467,7 @@ def train_deepcluster(
     """
     import torch
 
-    from clusterbench.inference import resolve_device
+    from clusterbench.infer.inference import resolve_device
 
     log = log or (lambda msg: None)
     log_metrics = log_metrics or (lambda metrics, step: None)

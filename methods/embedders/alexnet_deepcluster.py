@@ -16,25 +16,17 @@ k-means (``l2=false`` for the raw activations).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
+from clusterbench.core.hashing import file_sha256
 from clusterbench.methods.deepcluster.train import DeepClusterConfig
 
 from .base import EMBEDDERS, Embedding
 
 _D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
-
-
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 @EMBEDDERS.register("alexnet-deepcluster")
@@ -83,7 +75,7 @@ class AlexNetDeepCluster:
         if self.checkpoint is not None:
             if getattr(self, "_file_identity", None) is None:
                 path = self._checkpoint_path()
-                self._file_identity = f"file:{os.path.basename(path)}:{_file_sha256(path)}"
+                self._file_identity = f"file:{os.path.basename(path)}:{file_sha256(path)}"
             return self._file_identity
         return f"deepcluster:{self.config().key()}"
 
@@ -122,7 +114,7 @@ class AlexNetDeepCluster:
     def _from_checkpoint(self, data):
         import torch
 
-        from clusterbench.inference import resolve_device, resolve_precision
+        from clusterbench.infer.inference import resolve_device, resolve_precision
         from clusterbench.methods.deepcluster import (
             compute_features,
             load_official_checkpoint,

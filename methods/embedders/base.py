@@ -1,22 +1,25 @@
-"""The embedder contract: ``embed(data) -> Embedding``; ``identity()`` names the weights used."""
+"""The embedder registry and the records every embedder returns (see :mod:`clusterbench.core.contracts`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import ClassVar
 
-import numpy as np
+from clusterbench.core.contracts import Classes, Embedding, EmbedRequest, EmbedStats
+from clusterbench.core.registry import Registry
 
-from clusterbench.registry import Registry
+EMBEDDERS = Registry("embedder", group="clusterbench.embedders")
 
-EMBEDDERS = Registry("embedder")
+__all__ = ["EMBEDDERS", "Classes", "EmbedRequest", "EmbedStats", "Embedding", "EmbedderBase"]
 
 
-@dataclass
-class Embedding:
-    """``features`` is float32 (N, D); ``info`` records what was done (device, precision,
-    seconds, images_per_s, weights identity, ...). ``logits`` are ImageNet class scores when the
-    embedder has a classifier head and was asked for them."""
+class EmbedderBase:
+    """Defaults of the :class:`~clusterbench.core.contracts.Embedder` contract."""
 
-    features: np.ndarray
-    info: dict = field(default_factory=dict)
-    logits: np.ndarray | None = None
+    needs: ClassVar[frozenset[str]] = frozenset()
+    has_classifier: ClassVar[bool] = False
+
+    def identity(self) -> str:
+        raise NotImplementedError
+
+    def embed(self, data, request: EmbedRequest) -> Embedding:
+        raise NotImplementedError

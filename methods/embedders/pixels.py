@@ -6,13 +6,13 @@ import time
 
 import numpy as np
 
-from clusterbench.errors import UserError
+from clusterbench.core.errors import UserError
 
-from .base import EMBEDDERS, Embedding
+from .base import EMBEDDERS, EmbedderBase, EmbedRequest, EmbedStats, Embedding
 
 
 @EMBEDDERS.register("pixels")
-class Pixels:
+class Pixels(EmbedderBase):
     def __init__(self, size: int | None = None, grayscale: bool = False):
         self.size = size
         self.grayscale = grayscale
@@ -20,7 +20,7 @@ class Pixels:
     def identity(self) -> str:
         return "pixels"
 
-    def embed(self, data) -> Embedding:
+    def embed(self, data, request: EmbedRequest | None = None) -> Embedding:
         start = time.perf_counter()
         images = data.images
         if self.size is not None or self.grayscale or not isinstance(images, np.ndarray):
@@ -30,8 +30,9 @@ class Pixels:
             images = np.stack(prepared)
         features = images.reshape(len(images), -1).astype(np.float32) / 255.0
         seconds = time.perf_counter() - start
-        info = {"seconds": seconds, "images_per_s": len(data) / max(seconds, 1e-9), "device": "cpu", "precision": "fp32", "weights": "none"}
-        return Embedding(features, info)
+        stats = EmbedStats(seconds=seconds, images_per_s=len(data) / max(seconds, 1e-9), model="pixels",
+                           feature_dim=int(features.shape[1]), n_images=len(data))
+        return Embedding(features, stats)
 
     def _prepare(self, img: np.ndarray) -> np.ndarray:
         from PIL import Image

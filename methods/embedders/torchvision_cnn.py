@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from clusterbench.errors import UserError
-from clusterbench.fold_bn import fold_batchnorm
-from clusterbench.inference import run_inference
+from clusterbench.core.errors import UserError
+from clusterbench.infer.fold_bn import fold_batchnorm
+from clusterbench.infer.inference import run_inference
 
 from . import weights as weightlib
 from .base import EMBEDDERS, Embedding

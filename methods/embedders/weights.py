@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
-from clusterbench.errors import UserError
-from clusterbench.net import host_reachable  # noqa: F401 - the embedders' entry point
+from clusterbench.core.errors import UserError
+from clusterbench.core.hashing import file_sha256  # noqa: F401 - the embedders' entry point
+from clusterbench.run.net import host_reachable  # noqa: F401 - the embedders' entry point
 
 # Keys that usually wrap the real state dict in training checkpoints.
 _CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "net")
-
-
-def file_sha256(path: str | os.PathLike, length: int = 16) -> str:
-    """Short hex sha256 of a file's bytes (enough to tell checkpoints apart)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:length]
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:

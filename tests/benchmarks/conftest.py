@@ -2,7 +2,7 @@
 
 
 def pytest_terminal_summary(terminalreporter):
-    from clusterbench.gates import CHECKED
+    from clusterbench.benchmarking.gates import CHECKED
 
     if not CHECKED:
         return

@@ -1,5 +1,5 @@
 """Performance regression gates: each compares our path with the plain reference in the same
-run and fails below the ratio floor in clusterbench.gates. ``tox -e bench`` also stores the
+run and fails below the ratio floor in clusterbench.benchmarking.gates. ``tox -e bench`` also stores the
 absolute timings (pytest-benchmark) for ``--benchmark-compare`` history."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score as nmi
 
-from clusterbench import figures
-from clusterbench.gates import RatioBelowFloor, check_at_most, check_ratio
+from clusterbench.benchmarking import figures
+from clusterbench.benchmarking.gates import RatioBelowFloor, check_at_most, check_ratio
 
 from conftest import needs_fashion
 

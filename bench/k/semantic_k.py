@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .kchoice import KChoice
+from clusterbench.core.errors import UserError
+from clusterbench.k.kchoice import KChoice
 
 SEMANTIC_KEYS = {
     "vectors": "word vectors: a word2vec (.bin/.txt/.vec), GloVe (.txt) or gensim KeyedVectors file, or a gensim-data name",
@@ -173,7 +173,7 @@ def group_labels(vectors: np.ndarray, method: str, metric: str, threshold: float
 
 # -- the K chooser --------------------------------------------------------------------------------
 def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=None, storage=None, force=False, **_) -> KChoice:
-    from .methods.embedders import EMBEDDERS
+    from clusterbench.methods.embedders import EMBEDDERS
 
     cfg = parse_semantic(cell.tune)
     embedder = EMBEDDERS.create(cell.embedder)

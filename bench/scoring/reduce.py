@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from clusterbench.core.errors import UserError
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Reducer:
         """``pca=256,whiten=true,l2=true`` (the spec-parameter syntax), or None/'none'."""
         if text is None or str(text).strip().lower() in ("", "none"):
             return None
-        from .registry import Spec
+        from clusterbench.core.registry import Spec
 
         params = Spec.parse(f"reduce:{text}").params
         unknown = set(params) - {"pca", "whiten", "l2", "backend"}
@@ -59,7 +59,7 @@ class Reducer:
             return PCA(self.pca, whiten=self.whiten, random_state=self.seed).fit_transform(X).astype(np.float32)
         if self.backend != "faiss":
             raise UserError(f"reducer backend={self.backend!r}: expected faiss or sklearn")
-        from .methods.clusterers.kmeans import import_faiss
+        from clusterbench.core.backends import import_faiss
 
         faiss = import_faiss()
         # eigen_power -0.5 whitens, as DeepCluster does.

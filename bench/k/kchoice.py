@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from clusterbench.core.errors import UserError
 
 
 @dataclass
@@ -18,18 +18,18 @@ def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice
     name = cell.clusterer.name
     given = cell.requested_k
     takes_k = clusterers.accepts(name, "k")
-    if getattr(clusterers.get(name), "owns_k", False):
+    if clusterers.get(name).owns_k:
         # e.g. DeepCluster: its own k (spec or default) is not the grid's K, which it receives separately
         own = cell.clusterer.params.get("k", clusterers.parameters(name).get("k"))
         return KChoice(params={"k": own, "k_source": "spec" if "k" in cell.clusterer.params else "default"})
     if given == "auto":
-        from .tuning import tune_cell
+        from clusterbench.k.tuning import tune_cell
 
         return tune_cell(cell, data, X, clusterers, **tuning_context)
     if given == "semantic":
         if not takes_k:
             raise UserError(f"k=semantic: clusterer {name!r} does not take a K")
-        from .semantic_k import semantic_k
+        from clusterbench.k.semantic_k import semantic_k
 
         return semantic_k(cell, data, embedding, **tuning_context)
     if not takes_k:

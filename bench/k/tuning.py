@@ -57,10 +57,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics as M
-from .errors import UserError, one_line_reason
-from .kchoice import KChoice
-from .locks import pid_alive
+from clusterbench.core.errors import UserError, one_line_reason
+from clusterbench.k.kchoice import KChoice
+from clusterbench.run.locks import pid_alive
+from clusterbench.scoring import metrics as M
 
 OBJECTIVES = {"silhouette": "maximize", "calinski_harabasz": "maximize", "davies_bouldin": "minimize"}
 SAMPLERS = ("auto", "grid", "tpe", "random")
@@ -164,7 +164,7 @@ class TuneConfig:
 
     @classmethod
     def parse(cls, tune: dict | None) -> TuneConfig:
-        from .semantic_k import SEMANTIC_KEYS
+        from clusterbench.k.semantic_k import SEMANTIC_KEYS
 
         tune = dict(tune or {})
         unknown = sorted(set(tune) - set(TUNE_KEYS) - set(SEMANTIC_KEYS))
@@ -203,7 +203,7 @@ class TuneConfig:
                 dims.append(0 if str(v).lower() == "none" else _int(v, "pca_dims", 0))
             kw["pca_dims"] = tuple(dict.fromkeys(dims))
         if "linkages" in tune:
-            from .methods.clusterers.agglomerative import LINKAGES
+            from clusterbench.methods.clusterers.agglomerative import LINKAGES
 
             links = [str(v).lower() for v in _as_list(tune["linkages"], "linkages")]
             bad = [v for v in links if v not in LINKAGES]
@@ -222,11 +222,11 @@ class TuneConfig:
 
 def validate_tune(tune: dict | None, cells=()) -> None:
     """Refuse bad ``[tune]`` / ``--tune`` settings before anything runs (exit status 2)."""
-    from .semantic_k import check_semantic_cell, parse_semantic
+    from clusterbench.k.semantic_k import check_semantic_cell, parse_semantic
 
     TuneConfig.parse(tune)
     parse_semantic(tune)
-    from .runner import registries
+    from clusterbench.run.runner import registries
 
     _, embedders, clusterers = registries()
     for cell in cells:
@@ -278,7 +278,7 @@ def build_space(cell, cfg: TuneConfig, clusterers, n: int, dim: int) -> list[Par
             raise UserError(f"k=auto: {n} points leave no K in {cfg.k_min}..{k_max} to try")
         space.append(Param("k", low=cfg.k_min, high=k_max))
     if name == "agglomerative" and "linkage" not in fixed:
-        from .methods.clusterers.agglomerative import LINKAGES
+        from clusterbench.methods.clusterers.agglomerative import LINKAGES
 
         space.append(Param("linkage", choices=cfg.linkages or LINKAGES))
     if name == "hdbscan":
@@ -704,7 +704,7 @@ class Tuner:
         if not pca:
             return self.X
         if pca not in self._reduced:
-            from .reduce import Reducer
+            from clusterbench.scoring.reduce import Reducer
 
             self._reduced[pca] = Reducer(pca=pca, seed=self.cell.seed).fit_transform(self.X)
         return self._reduced[pca]
@@ -879,7 +879,7 @@ def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=
         params[f"best_{name}"] = round(float(value), 6)
     reduce = None
     if best.params.get("pca"):
-        from .reduce import Reducer
+        from clusterbench.scoring.reduce import Reducer
 
         reduce = Reducer(pca=int(best.params["pca"]), seed=cell.seed)
         params["tuned.pca"] = params["feature_dim"] = int(best.params["pca"])

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UserError
+from clusterbench.core.errors import UserError
 
 
 def parse_value(text: str) -> Any:
@@ -98,8 +98,9 @@ def _closest(word: str, choices) -> str:
 class Registry:
     """Name -> class, with spec parsing and parameter validation."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, group: str | None = None):
         self.kind = kind
+        self.group = group  # the entry-point group through which other packages add entries
         self._entries: dict[str, type] = {}
 
     def register(self, name: str):

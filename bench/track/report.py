@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .tracking import CELL_KEY_TAG, ROLE_TAG
+from clusterbench.track.tracking import CELL_KEY_TAG, ROLE_TAG
 
 TABLE_METRICS = ("nmi", "ami", "ari", "acc", "silhouette", "n_clusters", "noise_fraction", "throughput_img_per_s")
 LOWER_IS_BETTER = {"davies_bouldin", "noise_fraction", "cluster_seconds", "embed_seconds"}

@@ -55,7 +55,7 @@ def internal_metrics(X: np.ndarray, pred: np.ndarray, sample_size: int = SILHOUE
     if n_clusters < 2 or n_clusters >= len(pred):
         return out
     X_all, pred_all = X, pred
-    from .silhouette import silhouette_exact
+    from clusterbench.scoring.silhouette import silhouette_exact
 
     if len(pred) > sample_size:
         idx = np.random.default_rng(seed).choice(len(pred), size=sample_size, replace=False)

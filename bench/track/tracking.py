@@ -13,8 +13,8 @@ import socket
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
-from .locks import pid_alive
+from clusterbench.core.errors import UserError
+from clusterbench.run.locks import pid_alive
 
 CELL_KEY_TAG = "clusterbench.cell_key"
 ROLE_TAG = "clusterbench.role"

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import UserError
-from .perf import cuda_sync, peak_host_memory_mb
-from .preprocess import split_for_device
-from .seeding import worker_init
+from clusterbench.core.errors import UserError
+from clusterbench.infer.preprocess import split_for_device
+from clusterbench.run.perf import cuda_sync, peak_host_memory_mb
+from clusterbench.run.seeding import worker_init
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -194,7 +194,7 @@ def _loop(model, images, split, batch_size, device, precision, channels_last, nu
           pad_last=False):
     import torch
 
-    from .progress import progress_bar
+    from clusterbench.run.progress import progress_bar
 
     loader = torch.utils.data.DataLoader(
         images,

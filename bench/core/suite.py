@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import UserError
-from .reduce import Reducer
-from .registry import Spec
+from clusterbench.core.errors import UserError
+from clusterbench.core.registry import Spec
+from clusterbench.scoring.reduce import Reducer
 
 SUITE_KEYS = {"name", "description", "datasets", "embedders", "clusterers", "seeds", "k", "reduce", "tune"}
 K_MODES = ("auto", "semantic")
@@ -33,6 +33,12 @@ class Cell:
     def requested_k(self) -> int | str | None:
         """The K asked for: the clusterer spec's own k= wins over --k / the suite's k."""
         return self.clusterer.params.get("k", self.k)
+
+    def seed_override(self, clusterers) -> dict:
+        """The cell's seed for a clusterer that takes one and whose spec does not fix it."""
+        if clusterers.accepts(self.clusterer.name, "seed") and "seed" not in self.clusterer.params:
+            return {"seed": self.seed}
+        return {}
 
     @property
     def key(self) -> str:
@@ -71,7 +77,7 @@ class Suite:
 
 
 def _tune_value(value) -> str:
-    from .registry import format_value
+    from clusterbench.core.registry import format_value
 
     if isinstance(value, list | tuple):
         return "+".join(format_value(v) for v in value)

@@ -12,17 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics as M
-from .cache import EmbeddingCache, embedding_key
-from .environment import git_commit, library_versions
-from .errors import UserError, one_line_reason
-from .kchoice import resolve_k
-from .locks import cell_lock, exclusive
-from .perf import peak_host_memory_mb
-from .progress import bars_shown
-from .seeding import seed_everything
-from .suite import Cell, Suite
-from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, default_tracking_uri
+from clusterbench.core.catalog import registries
+from clusterbench.core.contracts import Context, EmbedRequest
+from clusterbench.core.errors import UserError, one_line_reason
+from clusterbench.core.suite import Cell, Suite
+from clusterbench.k.kchoice import resolve_k
+from clusterbench.run.cache import EmbeddingCache, embedding_key
+from clusterbench.run.environment import git_commit, library_versions
+from clusterbench.run.locks import cell_lock, exclusive
+from clusterbench.run.perf import peak_host_memory_mb
+from clusterbench.run.progress import bars_shown
+from clusterbench.run.seeding import seed_everything
+from clusterbench.scoring import metrics as M
+from clusterbench.track.tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, default_tracking_uri
 
 # Set when the process was asked to stop (SIGINT/SIGTERM). The signal raises KeyboardInterrupt,
 # but a library may catch it and raise something else: the flag keeps such a cell from being
@@ -31,14 +33,6 @@ STOP_REQUESTED = threading.Event()
 
 JSON_METRICS = ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
                 "n_clusters", "noise_fraction", "embed_seconds", "throughput_img_per_s", "cluster_seconds")
-
-
-def registries():
-    from .datasets import DATASETS
-    from .methods.clusterers import CLUSTERERS
-    from .methods.embedders import EMBEDDERS
-
-    return DATASETS, EMBEDDERS, CLUSTERERS
 
 
 @dataclass
@@ -202,7 +196,7 @@ class Runner:
         datasets, embedders, clusterers = registries()
         data = self._dataset(cell)
         embedding, embed_seconds, cached = self._embedding(
-            cell, data, context=lambda: self._context(cell, data, tracker, run_id))
+            cell, data, context=lambda needs: self._context(cell, data, tracker, run_id, needs))
         seed_everything(cell.seed)
         X = embedding.features
         if cell.reduce is not None:
@@ -214,8 +208,8 @@ class Runner:
         params.update({
             "dataset": str(cell.dataset), "embedder": str(cell.embedder), "clusterer": str(cell.clusterer),
             "seed": cell.seed, "reducer": cell.reduce.describe() if cell.reduce else "none",
-            "precision": embedding.info.get("precision"), "weights": embedding.info.get("weights"),
-            "device": embedding.info.get("device"), "n_images": len(data), "feature_dim": int(X.shape[1]),
+            "precision": embedding.stats.precision, "weights": embedding.stats.weights,
+            "device": embedding.stats.device, "n_images": len(data), "feature_dim": int(X.shape[1]),
             "n_classes": data.n_classes, "nmi_average": M.NMI_AVERAGE,
             # where the data really came from (resolved paths, files skipped), as the dataset reports it
             **{f"data.{k}": v for k, v in data.info.items() if isinstance(v, str | int | float) and not isinstance(v, bool)},
@@ -224,9 +218,7 @@ class Runner:
             params["data.skipped"] = len(data.info["skipped"])
             tracker.log_text(run_id, "skipped_files.txt", "\n".join(data.info["skipped"]))
 
-        overrides = {}
-        if clusterers.accepts(cell.clusterer.name, "seed") and "seed" not in cell.clusterer.params:
-            overrides["seed"] = cell.seed
+        overrides = cell.seed_override(clusterers)
         choice = resolve_k(cell, data, X, embedding, clusterers, tracker=tracker, run_id=run_id,
                            results_dir=self.results_dir, storage=self.optuna_storage, force=self.force)
         overrides.update(choice.overrides)
@@ -237,42 +229,46 @@ class Runner:
         tracker.log_params(run_id, params)
 
         clusterer = clusterers.create(cell.clusterer, **overrides)
+        context = self._context(cell, data, tracker, run_id, type(clusterer).needs)
         start = time.perf_counter()
-        if getattr(clusterer, "needs_context", False):
-            labels = clusterer.fit_predict(X, context=self._context(cell, data, tracker, run_id))
-        else:
-            labels = clusterer.fit_predict(X)
+        outcome = clusterer.fit(X, context)
         cluster_seconds = time.perf_counter() - start
-
-        if len(labels) and (np.asarray(labels) < 0).all():
+        labels = np.asarray(outcome.labels)
+        if len(labels) != len(X):
+            raise UserError(f"{cell.clusterer}: returned {len(labels)} labels for {len(X)} points")
+        if len(labels) and (labels < 0).all():
             raise UserError(f"{cell.clusterer}: every point was labelled noise; lower min_cluster_size / min_samples")
         # internal metrics in the space the labels were made in (DeepCluster learns its own)
-        label_space = getattr(clusterer, "features_", X)
-        scored = M.score(label_space, labels, data.labels, seed=cell.seed)
-        info = getattr(clusterer, "info_", {}) or {}
+        scored = M.score(X if outcome.space is None else outcome.space, labels, data.labels, seed=cell.seed)
+        info = outcome.info
         scored.update({f"cluster.{k}": v for k, v in info.items() if isinstance(v, int | float) and not isinstance(v, bool)})
-        for name, extra in (getattr(clusterer, "extra_assignments_", None) or {}).items():
-            extra_X = getattr(clusterer, "extra_features_", {}).get(name, X)
-            scored.update({f"{name}.{k}": v for k, v in M.score(extra_X, extra, data.labels, seed=cell.seed).items()})
+        for name, extra in outcome.extra.items():
+            extra_X = X if extra.space is None else extra.space
+            scored.update({f"{name}.{k}": v for k, v in M.score(extra_X, extra.labels, data.labels, seed=cell.seed).items()})
+        stats = embedding.stats
         scored.update({
             "embed_seconds": embed_seconds,
             "embed_cached": float(cached),
-            "throughput_img_per_s": embedding.info.get("images_per_s"),
+            "throughput_img_per_s": stats.images_per_s,
             "cluster_seconds": cluster_seconds,
             "peak_host_memory_mb": peak_host_memory_mb(),
-            **{k: v for k, v in embedding.info.items() if k in ("gpu_peak_memory_mb", "flops_per_image", "gflops_per_s")},
+            "gpu_peak_memory_mb": stats.gpu_peak_memory_mb,
+            "flops_per_image": stats.flops_per_image,
+            "gflops_per_s": stats.gflops_per_s,
             # how the forward pass ran: the batch size after any out-of-memory halvings, loader workers
-            **{f"embed_{k}": v for k, v in embedding.info.items()
-               if k in ("batch_size", "oom_backoffs", "loader_workers", "warmup_seconds")},
+            "embed_batch_size": stats.batch_size,
+            "embed_oom_backoffs": stats.oom_backoffs if stats.batch_size is not None else None,
+            "embed_loader_workers": stats.loader_workers,
+            "embed_warmup_seconds": stats.warmup_seconds,
         })
         result.metrics = scored
         tracker.log_metrics(run_id, scored)
-        tracker.set_tags(run_id, {"device": embedding.info.get("device"), "k_source": choice.params.get("k_source"),
-                                  **({"gpu_name": embedding.info["gpu_name"]} if embedding.info.get("gpu_name") else {}),
+        tracker.set_tags(run_id, {"device": stats.device, "k_source": choice.params.get("k_source"),
+                                  **({"gpu_name": stats.gpu_name} if stats.gpu_name else {}),
                                   # what the clusterer chose for itself (k-means engine and seeding, ...)
                                   **{f"cluster.{k}": v for k, v in info.items() if isinstance(v, str)}})
         tracker.log_json(run_id, "metrics.json", scored)
-        tracker.log_json(run_id, "embedding_info.json", embedding.info)
+        tracker.log_json(run_id, "embedding_info.json", stats.to_dict())
         columns = [np.arange(len(labels)), labels] + ([data.labels] if data.labels is not None else [])
         header = "index,cluster" + (",label" if data.labels is not None else "")
         tracker.log_array_csv(run_id, "assignments.csv", header, columns)
@@ -309,40 +305,37 @@ class Runner:
         return value
 
     def _compute_embedding(self, cell: Cell, data, context=None):
-        from .methods.embedders.base import Embedding
-
         _, embedders, _ = registries()
         embedder = embedders.create(cell.embedder)
-        if hasattr(embedder, "set_work_dir"):
-            embedder.set_work_dir(self.results_dir / "cache")
+        wants_logits = cell.requested_k == "semantic"
+        if wants_logits and not type(embedder).has_classifier:
+            raise UserError(f"k=semantic: embedder {cell.embedder.name!r} has no classifier head to predict labels with")
+        request = EmbedRequest(with_logits=wants_logits,
+                               context=context(type(embedder).needs) if context is not None else Context(seed=cell.seed))
         cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
         start = time.perf_counter()
-        wants_logits = cell.requested_k == "semantic"
         hit = None if self.force else self.cache.load(cache_key)
-        if hit is not None and not (wants_logits and hit[1] is None):  # an entry without logits can't serve k=semantic
-            features, logits, info = hit
-            return Embedding(features, info, logits), time.perf_counter() - start, True
-        kwargs = {"with_logits": True} if wants_logits else {}
-        if getattr(embedder, "needs_context", False) and context is not None:
-            # Embedders that train (alexnet-deepcluster) log per-epoch metrics into this cell's run.
-            kwargs["context"] = context()
-        embedding = embedder.embed(data, **kwargs)
+        if hit is not None and not (wants_logits and hit.logits is None):  # an entry without logits can't serve k=semantic
+            return hit, time.perf_counter() - start, True
+        embedding = embedder.embed(data, request)
         features = np.ascontiguousarray(embedding.features, dtype=np.float32)
         if features.ndim != 2 or len(features) != len(data):
             raise UserError(f"embedder {cell.embedder}: returned shape {features.shape} for {len(data)} images")
         embedding.features = features
-        self.cache.store(cache_key, features, embedding.logits, embedding.info)
+        self.cache.store(cache_key, embedding)
         return embedding, time.perf_counter() - start, False
 
-    def _context(self, cell: Cell, data, tracker: Tracker, run_id: str):
-        from .methods.clusterers.base import ClusterContext
-
-        return ClusterContext(
-            data=data,
-            work_dir=str(self.results_dir / "cache" / "deepcluster"),
-            seed=cell.seed,
-            log_metrics=lambda metrics, step: tracker.log_metrics(run_id, metrics, step=step),
-            log_figure=lambda figure, name: tracker.log_figure(run_id, figure, name),
-            # The grid's K (--k / suite / number of classes), for clusterers whose own k means something else.
-            extra={"grid_k": cell.k if isinstance(cell.k, int) else data.n_classes},
-        )
+    def _context(self, cell: Cell, data, tracker: Tracker, run_id: str, needs: frozenset[str]) -> Context:
+        """Exactly what the method declared in ``needs`` (:data:`clusterbench.core.contracts.NEEDS`)."""
+        context = Context(seed=cell.seed)
+        if "data" in needs:
+            context.data = data
+        if "work_dir" in needs:
+            context.work_dir = str(self.results_dir / "cache" / "deepcluster")
+        if "log" in needs:
+            context.log_metrics = lambda metrics, step: tracker.log_metrics(run_id, metrics, step=step)
+            context.log_figure = lambda figure, name: tracker.log_figure(run_id, figure, name)
+        if "grid_k" in needs:
+            # The grid's K (--k / suite / number of classes), for methods whose own k means something else.
+            context.grid_k = cell.k if isinstance(cell.k, int) else data.n_classes
+        return context

@@ -28,7 +28,7 @@ def matmul_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 3, device: 
     """Measured dense matrix-multiply rate (GFLOP/s) with torch on ``device``."""
     import torch
 
-    from .perf import cuda_sync
+    from clusterbench.run.perf import cuda_sync
 
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     a, b = torch.randn(n, n, dtype=dt, device=device), torch.randn(n, n, dtype=dt, device=device)
@@ -71,9 +71,9 @@ def embedding_figures(arch: str = "resnet152", n_images: int = 32, size: int = 2
     import torchvision
     from torchvision.transforms import v2
 
-    from .fold_bn import fold_batchnorm
-    from .inference import flops_per_image, run_inference
-    from .perf import cuda_sync
+    from clusterbench.infer.fold_bn import fold_batchnorm
+    from clusterbench.infer.inference import flops_per_image, run_inference
+    from clusterbench.run.perf import cuda_sync
 
     torch.manual_seed(0)
     model = torchvision.models.get_model(arch, weights=None).eval().to(device)
@@ -123,8 +123,8 @@ def _compute_only_rate(model, batches, device: str, precision: str) -> float:
     path (loading, copying, normalising) is measured against."""
     import torch
 
-    from .inference import _autocast
-    from .perf import cuda_sync
+    from clusterbench.infer.inference import _autocast
+    from clusterbench.run.perf import cuda_sync
 
     on_device = [x.to(device).contiguous(memory_format=torch.channels_last) for x in batches]
 
@@ -144,7 +144,7 @@ def kmeans_figures(X: np.ndarray, k: int, iters: int = 20, seed: int = 0, repeat
     from sklearn.cluster import KMeans as SkKMeans
     from sklearn.metrics import normalized_mutual_info_score as nmi
 
-    from .methods.clusterers import CLUSTERERS
+    from clusterbench.methods.clusterers import CLUSTERERS
 
     ours = CLUSTERERS.create(f"kmeans:k={k},max_iter={iters},seed={seed},device={device}")
     sk = SkKMeans(n_clusters=k, n_init=1, max_iter=iters, random_state=seed)
@@ -171,7 +171,7 @@ def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0,
     """Our exact silhouette on ``device`` vs scikit-learn's (CPU) on the same points."""
     from sklearn.metrics import silhouette_score
 
-    from .silhouette import silhouette_exact
+    from clusterbench.scoring.silhouette import silhouette_exact
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
@@ -190,10 +190,10 @@ def silhouette_figures(n: int = 20000, d: int = 256, k: int = 10, seed: int = 0,
 
 def _kmeans_data(n: int, seed: int = 0):
     """Fashion-MNIST pixels when installed (real data), else Gaussian blobs of the same shape."""
-    from .errors import UserError
+    from clusterbench.core.errors import UserError
 
     try:
-        from .datasets import DATASETS
+        from clusterbench.datasets import DATASETS
 
         data = DATASETS.create(f"fashion-mnist:limit={n}").load()
         return data.images.reshape(len(data), -1).astype(np.float32) / 255.0, "fashion-mnist pixels"
@@ -209,7 +209,7 @@ def figures_table(quick: bool = False, log=print) -> list[list]:
 
     import torch
 
-    from .inference import resolve_precision
+    from clusterbench.infer.inference import resolve_precision
 
     rows = []
     # The embedding path first: NumPy's BLAS threads keep spinning for a while after their
@@ -249,7 +249,7 @@ def cuda_figures_rows(quick: bool, log, X: np.ndarray, source: str) -> list[list
     against the GPU's measured bf16 matrix-multiply rate; silhouette and k-means vs sklearn."""
     import torch
 
-    from .methods.clusterers.kmeans import faiss_gpu_available
+    from clusterbench.core.backends import faiss_gpu_available
 
     name = torch.cuda.get_device_name(0)
     rows = []
