@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from clusterbench.core.errors import DataWarning, UserError
+from clusterbench.core.interrupts import request_stop
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -101,9 +102,12 @@ def cmd_run(args) -> int:
         suite.reduce = Reducer.parse(args.reduce)
     if args.tune:
         suite.tune = {**suite.tune, **Spec.parse(f"tune:{args.tune}").params}
-    from clusterbench.k.tuning import validate_tune
+    from clusterbench.core.validate import validate_suite
+    from clusterbench.k.config import validate_tune
 
-    validate_tune(suite.tune, suite.cells())  # a bad objective or key is refused before anything runs
+    # every spec against its declared parameters, the reducer, K and the tuning settings: a mistake
+    # anywhere is refused before anything runs
+    validate_suite(suite, validate_tune=validate_tune)
     if args.json:
         _check_writable(Path(args.json))
 
@@ -125,7 +129,7 @@ def _check_writable(path: Path) -> None:
 
 
 def cmd_list(args) -> int:
-    from clusterbench.run.runner import registries
+    from clusterbench.core.catalog import registries
 
     kinds = dict(zip(("datasets", "embedders", "clusterers"), registries(), strict=True))
     for kind, registry in kinds.items():
@@ -140,8 +144,8 @@ def cmd_list(args) -> int:
             # the entry's own docstring, else its file's (one class per file)
             doc = inspect.cleandoc(cls.__dict__.get("__doc__") or sys.modules[cls.__module__].__doc__ or "").splitlines()
             print(f"  {name:<20} {', '.join(params)}")
-            if doc and doc[0]:
-                print(f"  {'':<20} {doc[0]}")
+            # and the package it comes from: clusterbench, or a plug-in's distribution and version
+            print(f"  {'':<20} {doc[0] + ' ' if doc and doc[0] else ''}[{registry.origin(name)}]")
     return EXIT_OK
 
 
@@ -185,14 +189,6 @@ def cmd_bench(args) -> int:
 COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "bench": cmd_bench}
 
 
-def _terminate(signum, frame):
-    # SIGTERM and Ctrl-C: the current runs are marked KILLED, results kept.
-    from clusterbench.run.runner import STOP_REQUESTED
-
-    STOP_REQUESTED.set()
-    raise KeyboardInterrupt
-
-
 _python_format_warning = warnings.formatwarning
 
 
@@ -207,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _format_warning
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
-        signal.signal(signal.SIGINT, _terminate)
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
     try:
         return COMMANDS[args.command](args)
     except UserError as e:

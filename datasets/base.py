@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clusterbench.core.contracts import Dataset
 from clusterbench.core.errors import DataError
 from clusterbench.core.registry import Registry
 
-DATASETS = Registry("dataset", group="clusterbench.datasets")
+DATASETS = Registry("dataset", group="clusterbench.datasets", contract=Dataset)
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 import numpy as np
 
+from clusterbench.core.params import Limit, Seed
+
 from .base import DATASETS, content_hash, finish
 
 
 @DATASETS.register("digits")
 class Digits:
-    def __init__(self, limit: int | None = None, seed: int = 0):
+    def __init__(self, limit: Limit = None, seed: Seed = 0):
         self.limit = limit
         self.seed = seed
 

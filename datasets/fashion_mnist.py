@@ -1,7 +1,10 @@
 """Fashion-MNIST: 70,000 28x28 grayscale images of 10 clothing classes (60k train + 10k test).
 
 Read straight from the four IDX files (gzipped or not); the Debian package
-``dataset-fashion-mnist`` installs them in ``/usr/share/datasets/fashion-mnist``.
+``dataset-fashion-mnist`` installs them in ``/usr/share/datasets/fashion-mnist``. Without
+``root=`` they are looked for in ``$CLUSTERBENCH_DATA``, the system directory and the download
+cache, then downloaded; with ``root=`` there only (a file missing or damaged there fails the
+dataset, naming the file).
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from typing import Annotated, Literal
 
 import numpy as np
 
 from clusterbench.core.errors import DataError
+from clusterbench.core.params import ExistingDir, Limit, Seed
 
 from . import net
 from .base import DATASETS, content_hash, finish
@@ -108,6 +113,23 @@ def locate(directory: str, split: str) -> dict[str, tuple[str, str]] | None:
     return found
 
 
+def locate_in_root(directory: str, split: str) -> dict[str, tuple[str, str]]:
+    """Like :func:`locate` for a root= the user named, which is used alone: a missing file is
+    kept as ``directory/stem`` so that reading it fails naming it."""
+    parts = ("train", "test") if split == "all" else (split,)
+    return {part: tuple(find_file(directory, stem) or os.path.join(directory, stem) for stem in FILES[part])
+            for part in parts}
+
+
+def read_named(path: str) -> np.ndarray:
+    """:func:`read_idx`, naming the file (with or without .gz) when it is not there."""
+    if not os.path.isfile(path):
+        directory, stem = os.path.split(path)
+        raise DataError(f"fashion-mnist: {stem} (or {stem}.gz) not found in root={directory}; "
+                        "a root= given is the only place looked in")
+    return read_idx(path)
+
+
 def download(dest: str) -> str:
     """Fetch the files with torchvision into ``dest``; return why it failed, or '' on success."""
     host = net.host_of(DOWNLOAD_URL)[0]
@@ -127,7 +149,8 @@ def download(dest: str) -> str:
 
 @DATASETS.register("fashion-mnist")
 class FashionMNIST:
-    def __init__(self, split: str = "all", root: str | None = None, limit: int | None = None, seed: int = 0):
+    def __init__(self, split: Literal["train", "test", "all"] = "all", root: Annotated[str, ExistingDir()] | None = None,
+                 limit: Limit = None, seed: Seed = 0):
         self.split = split
         self.root = root
         self.limit = limit
@@ -141,7 +164,7 @@ class FashionMNIST:
         for part in ("train", "test"):
             if part in found:
                 img_path, lab_path = found[part]
-                part_images, part_labels = read_idx(img_path), read_idx(lab_path)
+                part_images, part_labels = read_named(img_path), read_named(lab_path)
                 _check_pair(img_path, part_images, lab_path, part_labels)
                 images.append(part_images)
                 labels.append(part_labels)
@@ -161,6 +184,13 @@ class FashionMNIST:
         return data
 
     def _find(self) -> tuple[dict, str]:
+        if self.root is not None:
+            # The user's root= is authoritative: a file missing or damaged there fails naming it,
+            # never falls back to another copy ($CLUSTERBENCH_DATA, the system one, a download).
+            directory = os.path.abspath(os.path.expanduser(str(self.root)))
+            if not os.path.isdir(directory):
+                raise DataError(f"fashion-mnist: root={directory} is not a directory")
+            return locate_in_root(directory, self.split), directory
         looked = []
         for what, directory in candidate_dirs(self.root):
             found = locate(directory, self.split)

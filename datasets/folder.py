@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from typing import Annotated
 
 import numpy as np
 
 from clusterbench.core.errors import DataError, DataWarning
+from clusterbench.core.params import ExistingDir, Interval, Limit, Seed
 
 from .base import DATASETS, finish, select_subset
 from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, is_image_file
@@ -74,8 +76,8 @@ class FolderImages:
 
 @DATASETS.register("folder")
 class Folder:
-    def __init__(self, root: str, limit: int | None = None, seed: int = 0, strict: bool = False,
-                 keep_decoded_mb: int = 2048):
+    def __init__(self, root: Annotated[str, ExistingDir()], limit: Limit = None, seed: Seed = 0, strict: bool = False,
+                 keep_decoded_mb: Annotated[int, Interval(0, None)] = 2048):
         self.root = root
         self.limit = limit
         self.seed = seed

@@ -8,10 +8,12 @@ Images come back as uint8 arrays: (N, H, W, 3) for colour sets, (N, 28, 28) for 
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
 import numpy as np
 
 from clusterbench.core.errors import DataError
+from clusterbench.core.params import ChoiceOf, Limit, Seed
 
 from . import net
 from .base import DATASETS, content_hash, finish
@@ -25,7 +27,9 @@ class TorchvisionSet:
     # Our split -> the torchvision parts concatenated for it, in order.
     splits: dict[str, tuple[str, ...]] = {"train": ("train",), "test": ("test",), "all": ("train", "test")}
 
-    def __init__(self, split: str = "all", root: str | None = None, limit: int | None = None, seed: int = 0):
+    # root= need not exist yet: the files are downloaded there when missing.
+    def __init__(self, split: Annotated[str, ChoiceOf("splits")] = "all", root: str | None = None, limit: Limit = None,
+                 seed: Seed = 0):
         self.split = split
         self.root = root
         self.limit = limit

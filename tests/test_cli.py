@@ -120,14 +120,15 @@ def test_usage_errors_exit_2_with_one_line(run_cli, args, message):
 
 
 def test_cell_failures_are_isolated_and_exit_1(run_cli, results_dir, tmp_path):
-    status, out, err, summary = run_cli("-d", "digits:limit=50", "-d", f"folder:root={tmp_path}/missing",
+    (tmp_path / "empty").mkdir()  # exists (a missing root is refused before anything runs) but holds no images
+    status, out, err, summary = run_cli("-d", "digits:limit=50", "-d", f"folder:root={tmp_path}/empty",
                                         "-e", "pixels", "-c", "kmeans:k=60", "-c", "kmeans:k=5")
     assert status == 1
     by_key = {(c["dataset"], c["clusterer"]): c for c in summary["cells"]}
     assert by_key[("digits:limit=50", "kmeans:k=60")]["error"] == "kmeans: k=60 exceeds the number of points (50)"
     assert by_key[("digits:limit=50", "kmeans:k=5")]["status"] == "ok"
-    missing = by_key[(f"folder:root={tmp_path}/missing", "kmeans:k=5")]
-    assert missing["status"] == "failed" and "missing" in missing["error"]
+    empty = by_key[(f"folder:root={tmp_path}/empty", "kmeans:k=5")]
+    assert empty["status"] == "failed" and "no images" in empty["error"]
     client = MlflowClient(default_tracking_uri(results_dir))
     failed = client.get_run(by_key[("digits:limit=50", "kmeans:k=60")]["mlflow_run_id"])
     assert failed.info.status == "FAILED"

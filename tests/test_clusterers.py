@@ -27,8 +27,9 @@ def test_kmeans_reproduces_the_digits_baseline_on_every_engine(digits, backend):
 ])
 def test_auto_engine_is_sklearn_lloyd_at_small_k_faiss_above(digits, spec, engine):
     km = CLUSTERERS.create(spec)
-    labels = km.fit_predict(digits[0])
-    assert km.info_["engine"] == engine
+    result = km.fit(digits[0])
+    labels = result.labels
+    assert result.info["engine"] == engine
     assert len(np.unique(labels)) == km.k
 
 
@@ -36,13 +37,14 @@ def test_auto_engine_is_sklearn_lloyd_at_small_k_faiss_above(digits, spec, engin
 def test_tol_stops_either_engine_early_and_zero_only_at_exact_convergence(digits, backend):
     loose = CLUSTERERS.create(f"kmeans:k=10,max_iter=100,tol=0.01,backend={backend}")
     exact = CLUSTERERS.create(f"kmeans:k=10,max_iter=100,tol=0,backend={backend}")
-    loose.fit_predict(digits[0]), exact.fit_predict(digits[0])
-    assert loose.info_["n_iter"] < exact.info_["n_iter"] <= 100
-    assert loose.info_["objective"] >= exact.info_["objective"]
+    loose, exact = loose.fit(digits[0]).info, exact.fit(digits[0]).info
+    assert loose["n_iter"] < exact["n_iter"] <= 100
+    assert loose["objective"] >= exact["objective"]
     # tol=0 stopped because nothing changed any more, not at the cap: more room changes nothing
-    roomier = CLUSTERERS.create(f"kmeans:k=10,max_iter=300,tol=0,backend={backend}")
-    np.testing.assert_array_equal(roomier.fit_predict(digits[0]), exact.fit_predict(digits[0]))
-    assert roomier.info_["n_iter"] == exact.info_["n_iter"] < 100
+    roomier = CLUSTERERS.create(f"kmeans:k=10,max_iter=300,tol=0,backend={backend}").fit(digits[0])
+    again = CLUSTERERS.create(f"kmeans:k=10,max_iter=100,tol=0,backend={backend}").fit(digits[0])
+    np.testing.assert_array_equal(roomier.labels, again.labels)
+    assert roomier.info["n_iter"] == exact["n_iter"] < 100
 
 
 def test_faiss_stepped_one_iteration_at_a_time_matches_one_long_call(digits):
@@ -50,17 +52,16 @@ def test_faiss_stepped_one_iteration_at_a_time_matches_one_long_call(digits):
     # call must give what one 30-iteration call gives
     stepped = CLUSTERERS.create("kmeans:k=150,max_iter=30,tol=1e-15,backend=faiss")
     whole = CLUSTERERS.create("kmeans:k=150,max_iter=30,tol=0,backend=faiss")
-    a, b = stepped.fit_predict(digits[0]), whole.fit_predict(digits[0])
-    assert 1 < stepped.info_["n_iter"] <= 30
-    np.testing.assert_array_equal(a, b)
+    a, b = stepped.fit(digits[0]), whole.fit_predict(digits[0])
+    assert 1 < a.info["n_iter"] <= 30
+    np.testing.assert_array_equal(a.labels, b)
     np.testing.assert_allclose(stepped.cluster_centers_, whole.cluster_centers_, atol=1e-6)
 
 
 def test_more_restarts_never_worsen_the_objective(digits):
     one = CLUSTERERS.create("kmeans:k=10,seed=1")
     five = CLUSTERERS.create("kmeans:k=10,seed=1,n_init=5")
-    one.fit_predict(digits[0]), five.fit_predict(digits[0])
-    assert five.info_["objective"] <= one.info_["objective"]
+    assert five.fit(digits[0]).info["objective"] <= one.fit(digits[0]).info["objective"]
 
 
 @pytest.mark.parametrize("backend", ["faiss", "sklearn"])
@@ -100,27 +101,30 @@ def test_agglomerative_refuses_what_does_not_fit(digits, monkeypatch):
 def test_agglomerative_micro_clusters_above_threshold(digits):
     X, y = digits
     model = CLUSTERERS.create("agglomerative:k=10,max_points=1000,n_micro=300")
-    labels = model.fit_predict(X)
-    assert model.info_["method"] == "microclusters:300"
+    result = model.fit(X)
+    labels = result.labels
+    assert result.info["method"] == "microclusters:300"
     assert nmi(y, labels) > 0.7
 
 
 def test_hdbscan_reports_clusters_and_noise_and_reduces_wide_input(digits):
     X, _ = digits
     model = CLUSTERERS.create("hdbscan:min_cluster_size=15,max_dim=20")
-    labels = model.fit_predict(X)
-    assert model.info_["reduced_to"] == 20
-    assert model.info_["n_clusters_found"] == labels.max() + 1 >= 2
-    assert model.info_["noise_fraction"] == pytest.approx(np.mean(labels == -1))
+    result = model.fit(X)
+    labels = result.labels
+    assert result.info["reduced_to"] == 20
+    assert result.info["n_clusters_found"] == labels.max() + 1 >= 2
+    assert result.info["noise_fraction"] == pytest.approx(np.mean(labels == -1))
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("kmeans:k=1", "k=1 must be at least 2"), ("kmeans:k=5000", r"k=5000 exceeds the number of points \(1797\)"),
-     ("agglomerative:k=0", "k=0 must be at least 2"),
-     ("kmeans:k=10,backend=torch", "backend='torch': expected auto, faiss, sklearn"),
-     ("kmeans:k=10,tol=-1", "tol=-1 must be >= 0"),
-     ("kmeans:k=10,spherical=true,backend=sklearn", "spherical=true needs backend=faiss"), ("agglomerative:k=10,linkage=median", "linkage='median'")],
+    [("kmeans:k=1", "clusterer 'kmeans': k=1 must be >= 2"), ("kmeans:k=5000", r"k=5000 exceeds the number of points \(1797\)"),
+     ("agglomerative:k=0", "clusterer 'agglomerative': k=0 must be >= 2"),
+     ("kmeans:k=10,backend=torch", "clusterer 'kmeans': backend=torch is not allowed; choose one of auto, faiss, sklearn"),
+     ("kmeans:k=10,tol=-1", "clusterer 'kmeans': tol=-1 must be >= 0"),
+     ("kmeans:k=10,spherical=true,backend=sklearn", "spherical=true needs backend=faiss"),
+     ("agglomerative:k=10,linkage=median", "linkage=median is not allowed; choose one of ward, average, complete, single")],
 )
 def test_bad_k_and_parameters_are_clear(digits, spec, message):
     with pytest.raises(UserError, match=message):

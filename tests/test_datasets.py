@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from clusterbench.core.errors import DataError
+from clusterbench.core.errors import DataError, UserError
 from clusterbench.datasets import DATASETS, fashion_mnist, net
 from clusterbench.datasets.folder import Folder
 from clusterbench.datasets.images import IMAGE_EXTENSIONS, decode_image
@@ -438,15 +438,52 @@ def test_fashion_mnist_from_env_and_download_cache(no_fashion_anywhere):
 
 
 def test_fashion_mnist_not_found_message(no_fashion_anywhere):
+    with pytest.raises(DataError) as err:
+        DATASETS.create("fashion-mnist").load()
+    message = str(err.value)
+    assert "\n" not in message
+    for place in (no_fashion_anywhere / "env" / "fashion-mnist", no_fashion_anywhere / "system"):
+        assert str(place) in message
+    assert "apt-get install dataset-fashion-mnist" in message and "unreachable" in message
+
+
+def test_fashion_mnist_root_is_the_only_place_looked_in(no_fashion_anywhere):
+    """A root= the user names is authoritative: its missing file is named, no other copy is read."""
+    write_fake_fashion(no_fashion_anywhere / "env" / "fashion-mnist")  # a sound copy elsewhere
     empty = no_fashion_anywhere / "empty"
     empty.mkdir()
     with pytest.raises(DataError) as err:
         DATASETS.create(f"fashion-mnist:root={empty}").load()
     message = str(err.value)
-    assert "\n" not in message
-    for place in (empty, no_fashion_anywhere / "env" / "fashion-mnist", no_fashion_anywhere / "system"):
-        assert str(place) in message
-    assert "apt-get install dataset-fashion-mnist" in message and "unreachable" in message
+    assert "\n" not in message and f"root={empty}" in message and "train-images-idx3-ubyte" in message
+    assert str(no_fashion_anywhere / "env") not in message and str(no_fashion_anywhere / "system") not in message
+    write_fake_fashion(empty)
+    (empty / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte\.gz\) not found"):
+        DATASETS.create(f"fashion-mnist:root={empty},split=test").load()
+    assert len(DATASETS.create(f"fashion-mnist:root={empty},split=train").load()) == 20
+
+
+def test_fashion_mnist_damaged_root_never_falls_back(tmp_path, monkeypatch):
+    """A truncated gzip in root= fails naming it, even with the system copy installed."""
+    monkeypatch.setattr(net, "reachable", lambda *args, **kwargs: False)
+    read = []
+    real_read_idx = fashion_mnist.read_idx
+    monkeypatch.setattr(fashion_mnist, "read_idx", lambda path: read.append(path) or real_read_idx(path))
+    root = tmp_path / "mine"
+    root.mkdir()
+    bad = root / "train-images-idx3-ubyte.gz"
+    whole = gzip.compress(b"\x00\x00\x08\x03" + os.urandom(4000))
+    bad.write_bytes(whole[: len(whole) // 2])  # a truncated gzip
+    with pytest.raises(DataError) as err:
+        DATASETS.create(f"fashion-mnist:root={root},split=train").load()
+    assert str(bad) in str(err.value) and "unreadable" in str(err.value) and "\n" not in str(err.value)
+    assert read == [str(bad)]  # nothing from /usr/share/datasets/fashion-mnist or $CLUSTERBENCH_DATA
+
+
+def test_fashion_mnist_missing_root_is_refused_before_loading(tmp_path):
+    with pytest.raises(UserError, match=f"dataset 'fashion-mnist': root={tmp_path / 'nope'} does not exist"):
+        DATASETS.validate(f"fashion-mnist:root={tmp_path / 'nope'}")
 
 
 def test_fashion_mnist_corrupt_files(no_fashion_anywhere):
@@ -467,7 +504,7 @@ def test_fashion_mnist_corrupt_files(no_fashion_anywhere):
 
 
 def test_fashion_mnist_bad_split():
-    with pytest.raises(DataError, match="'validation'.*train, test, all"):
+    with pytest.raises(UserError, match="split=validation is not allowed; choose one of train, test, all"):
         DATASETS.create("fashion-mnist:split=validation").load()
 
 

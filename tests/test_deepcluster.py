@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from clusterbench.core.errors import UserError  # noqa: E402
+from clusterbench.core.errors import DataWarning, UserError  # noqa: E402
 from clusterbench.datasets import DATASETS  # noqa: E402
 from clusterbench.methods.deepcluster import (  # noqa: E402
     DeepClusterConfig,
@@ -127,6 +127,57 @@ def test_interrupted_training_resumes_from_its_checkpoint(digits, tmp_path):
     assert np.mean(straight.labels == resumed.labels) > 0.95
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_last_checkpoint_is_one_warning_and_training_resumes_from_the_previous(digits, tmp_path, damage):
+    import warnings
+
+    config = DeepClusterConfig(epochs=2, **TINY)
+    straight = train_deepcluster(digits, config, checkpoint_dir=tmp_path, progress=False, log=None)
+    path, before = tmp_path / T.CHECKPOINT_NAME, tmp_path / T.PREVIOUS_NAME
+    assert read_checkpoint(before)["epoch"] == 1 and json.loads((tmp_path / "checkpoint.pt.json").read_text())["epoch"] == 2
+    sound = path.read_bytes()
+    path.write_bytes(sound[: len(sound) // 2] if damage == "truncated" else b"\x00garbage" * 1000)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = train_deepcluster(digits, config, checkpoint_dir=tmp_path, progress=False, log=None)
+    (warning,) = [w for w in caught if issubclass(w.category, DataWarning)]
+    message = str(warning.message)
+    assert "\n" not in message and str(path) in message and f"resuming from {before}" in message
+    assert again.resumed_from == 1 and [h["epoch"] for h in again.history] == [0, 1]
+    # the epoch redone from the previous checkpoint is the epoch the straight run did
+    assert again.history[1]["loss"] == pytest.approx(straight.history[1]["loss"], rel=1e-4)
+    assert np.mean(again.labels == straight.labels) > 0.95
+    assert (tmp_path / "checkpoint.pt.damaged").exists()  # kept aside, out of the way
+    assert read_checkpoint(path)["epoch"] == 2
+
+    # nothing sound left: one warning, and the training starts again
+    for name in (T.CHECKPOINT_NAME, T.PREVIOUS_NAME):
+        (tmp_path / name).write_bytes(b"junk")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh = train_deepcluster(digits, DeepClusterConfig(epochs=1, **TINY), checkpoint_dir=tmp_path, progress=False,
+                                  log=None)
+    (warning,) = [w for w in caught if issubclass(w.category, DataWarning)]
+    assert "from the start" in str(warning.message) and str(before) in str(warning.message)
+    assert fresh.resumed_from == 0 and read_checkpoint(path)["epoch"] == 1
+
+
+def test_a_damaged_checkpoint_through_the_cli_is_one_warning_line_not_a_traceback(run_cli, results_dir):
+    args = ("-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=1,{TINY_SPEC}", "--k", "10")
+    assert run_cli(*args)[0] == 0
+    (checkpoint,) = (results_dir / "cache" / "work" / "deepcluster").glob("*/checkpoint.pt")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.warns(DataWarning) as caught:  # the CLI prints a DataWarning as one "warning:" line
+        status, _, err, summary = run_cli(*args, "--force")
+    cell = summary["cells"][0]
+    assert status == 0 and cell["status"] == "ok", cell["error"]
+    assert cell["metrics"]["cluster.resumed_from_epoch"] == 0.0  # the only checkpoint was damaged: trained again
+    assert "Traceback" not in err
+    (line,) = [str(w.message) for w in caught if "damaged" in str(w.message)]
+    assert "\n" not in line and str(checkpoint) in line and "from the start" in line
+
+
 _KILLED_CHILD = """
 import sys, time
 from clusterbench.datasets import DATASETS
@@ -205,7 +256,7 @@ def test_official_checkpoint_loads_with_module_keys_and_sobel(digits, tmp_path, 
     assert embedder.identity().startswith("file:checkpoint.pth.tar:")
     small = DATASETS.create("digits:limit=20").load()
     embedding = embedder.embed(small)
-    assert embedding.features.shape == (20, 4096) and embedding.info["checkpoint_format"] == "official"
+    assert embedding.features.shape == (20, 4096) and embedding.stats.details["checkpoint_format"] == "official"
     images = T.prepare_images(small, 64)
     with torch.no_grad():
         expected = original.embed(torch.stack([T.Normalize(1)(img) for img in images]))
@@ -250,7 +301,7 @@ def test_clusterer_end_to_end_logs_epochs_and_reports_both_label_sets(tmp_path):
         assert [s for s, _ in _metric_steps(client, run_id, key)] == [0, 1], key
     assert [s for s, _ in _metric_steps(client, run_id, "nmi_previous")] == [1]
     assert "deepcluster_nmi.png" in {a.path for a in client.list_artifacts(run_id)}
-    checkpoints = list((results / "cache" / "deepcluster").glob("*/checkpoint.pt"))
+    checkpoints = list((results / "cache" / "work" / "deepcluster").glob("*/checkpoint.pt"))
     assert len(checkpoints) == 1 and read_checkpoint(checkpoints[0])["epoch"] == 2
 
 
@@ -275,7 +326,7 @@ def test_embedder_end_to_end_trains_once_and_shares_the_clusterers_training(tmp_
     # The same training config as a clusterer finds the finished checkpoint and does not train again.
     digits = DATASETS.create("digits:limit=200").load()
     config = DeepClusterConfig(epochs=1, **TINY)
-    assert (run_dir(results / "cache" / "deepcluster", config, digits.fingerprint) / "checkpoint.pt").exists()
+    assert (run_dir(results / "cache" / "work", config, digits.fingerprint) / "checkpoint.pt").exists()
     status = main(["run", "-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=1,{TINY_SPEC}",
                    "--k", "10", "--results", str(results), "--json", str(summary_path), "--no-progress"])
     cell = json.loads(summary_path.read_text())["cells"][0]

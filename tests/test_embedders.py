@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from clusterbench.core.contracts import EmbedRequest
 from clusterbench.core.errors import UserError
 from clusterbench.datasets import DATASETS
 from clusterbench.methods.embedders import EMBEDDERS, weights
@@ -42,20 +43,21 @@ def folder(tmp_path_factory):
     return DATASETS.create(f"folder:root={root}").load()
 
 
-def embed(spec: str, data, **kwargs):
-    return EMBEDDERS.create(spec).embed(data, **kwargs)
+def embed(spec: str, data, with_logits: bool = False):
+    return EMBEDDERS.create(spec).embed(data, EmbedRequest(with_logits=with_logits))
 
 
 def assert_features(emb, n: int, dim: int):
     assert emb.features.dtype == np.float32
     assert emb.features.shape == (n, dim)
     assert np.isfinite(emb.features).all()
-    info = emb.info
-    assert info["feature_dim"] == dim
-    assert info["device"] == "cpu"
-    assert info["precision"] in ("fp32", "bf16")
-    assert info["images_per_s"] > 0
-    assert info["weights"]
+    stats = emb.stats
+    assert stats.feature_dim == dim
+    assert stats.device == "cpu"
+    assert stats.precision in ("fp32", "bf16")
+    assert stats.images_per_s > 0
+    assert stats.weights
+    assert isinstance(stats.details["batchnorm_folded"], int)
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,9 +101,9 @@ def test_cnn_features_have_the_penultimate_width(name, size, dataset, dim, reque
     data = request.getfixturevalue(dataset)
     emb = embed(f"{name}:weights=none,size={size}", data)
     assert_features(emb, len(data), dim)
-    assert emb.info["weights"] == "random:seed=0"
-    assert emb.info["model"] == name
-    assert emb.info["image_size"] == size
+    assert emb.stats.weights == "random:seed=0"
+    assert emb.stats.model == name
+    assert emb.stats.image_size == size
     assert emb.logits is None
 
 
@@ -109,6 +111,9 @@ def test_cnn_embeds_mixed_gray_and_rgb_files_of_any_size(folder):
     emb = embed("densenet121:weights=none,size=32", folder, with_logits=True)
     assert_features(emb, len(folder), 1024)
     assert emb.logits.shape == (len(folder), 1000)
+    assert len(emb.classes.names) == len(emb.classes.wnids) == 1000
+    assert (emb.classes.names[0], emb.classes.wnids[0]) == ("tench", "n01440764")
+    assert embed("densenet121:weights=none,size=32", folder).classes is None  # no logits asked for, none given
 
 
 def test_cnn_seed_decides_random_weights(digits):
@@ -134,7 +139,7 @@ def test_cnn_loads_a_saved_state_dict(tmp_path, few, wrap):
 
     embedder = EMBEDDERS.create(f"densenet121:weights={path},size=32,precision=fp32")
     emb = embedder.embed(few)
-    assert emb.info["weights"] == f"file:{path.name}:{weights.file_sha256(path)}"
+    assert emb.stats.weights == f"file:{path.name}:{weights.file_sha256(path)}"
     expected = reference_features(model, "classifier", embedder, few)
     np.testing.assert_allclose(emb.features, expected, rtol=1e-4, atol=1e-5)
     # The same weights reached through the seed give bit-identical features.
@@ -170,7 +175,7 @@ def test_cnn_rejects_state_dicts_that_do_not_fit(tmp_path, few):
     with pytest.raises(UserError, match="cannot read weights file"):
         embed(spec + str(tmp_path / "junk.pth"), few)
 
-    with pytest.raises(UserError, match="not a file"):
+    with pytest.raises(UserError, match=r"weights=\S*absent\.pth does not exist"):  # refused by its declaration
         embed(spec + str(tmp_path / "absent.pth"), few)
 
 
@@ -187,7 +192,7 @@ def test_state_dict_loader(tmp_path):
 def test_cnn_named_layer_is_pooled(few):
     emb = embed("resnet152:weights=none,size=32,layer=layer3", few)
     assert_features(emb, len(few), 1024)
-    assert emb.info["layer"] == "layer3"
+    assert emb.stats.details["layer"] == "layer3"
     with pytest.raises(UserError, match="unknown layer 'layer9'.*layer3.*fc"):
         embed("resnet152:weights=none,size=32,layer=layer9", few)
 
@@ -220,17 +225,18 @@ def test_cnn_uses_cached_imagenet_weights_offline(monkeypatch, tmp_path, few):
     checkpoints.mkdir(parents=True)
     torch.save(seeded(densenet121, 11).state_dict(), checkpoints / "densenet121-a639ec97.pth")
     emb = embed("densenet121:size=32,precision=fp32", few)
-    assert emb.info["weights"] == "DenseNet121_Weights.IMAGENET1K_V1"
+    assert emb.stats.weights == "DenseNet121_Weights.IMAGENET1K_V1"
     same = embed("densenet121:weights=none,seed=11,size=32,precision=fp32", few)
     np.testing.assert_array_equal(emb.features, same.features)
 
 
-def test_cnn_weights_identity_and_class_names():
+def test_cnn_weights_identity_and_classes():
     assert EMBEDDERS.create("resnet152").identity() == "ResNet152_Weights.IMAGENET1K_V2"
     assert EMBEDDERS.create("resnet152:weights=imagenet1k_v1").identity() == "ResNet152_Weights.IMAGENET1K_V1"
     assert EMBEDDERS.create("densenet121:weights=none,seed=3").identity() == "random:seed=3"
-    names = EMBEDDERS.create("alexnet:weights=none").class_names()
-    assert len(names) == 1000 and names[0] == "tench"
+    classes = EMBEDDERS.create("alexnet:weights=none").classes()
+    assert len(classes.names) == 1000 and classes.names[0] == "tench"
+    assert classes.wnids[0] == "n01440764" and classes.wnids[-1] == "n15075141"  # toilet tissue
     with pytest.raises(UserError, match="IMAGENET1K_V2"):
         EMBEDDERS.create("resnet152:weights=imagenet9").identity()
 
@@ -244,7 +250,7 @@ def test_every_cnn_is_registered_with_the_shared_parameters():
 def test_bf16_agrees_with_fp32(few):
     fp32 = embed("resnet152:weights=none,size=32,precision=fp32", few)
     bf16 = embed("resnet152:weights=none,size=32,precision=bf16", few)
-    assert (fp32.info["precision"], bf16.info["precision"]) == ("fp32", "bf16")
+    assert (fp32.stats.precision, bf16.stats.precision) == ("fp32", "bf16")
     assert cosine_rows(fp32.features, bf16.features).min() >= 0.99
 
 
@@ -254,7 +260,7 @@ def test_bf16_agrees_with_fp32(few):
 def test_timm_random_model_embeds_digits_and_files(digits, folder):
     emb = embed("timm:model=resnet18,pretrained=false,size=32", digits)
     assert_features(emb, len(digits), 512)
-    assert emb.info["weights"] == "random:seed=0"
+    assert emb.stats.weights == "random:seed=0"
     assert_features(embed("timm:model=resnet18,pretrained=false,size=32", folder), len(folder), 512)
 
 
@@ -268,7 +274,7 @@ def test_timm_loads_a_saved_state_dict(tmp_path, few):
     embedder = EMBEDDERS.create(f"timm:model=resnet18,pretrained={path},size=32,precision=fp32")
     emb = embedder.embed(few)
     assert_features(emb, len(few), 512)
-    assert emb.info["weights"] == f"file:resnet18.pth:{weights.file_sha256(path)}"
+    assert emb.stats.weights == f"file:resnet18.pth:{weights.file_sha256(path)}"
     batch = torch.stack([embedder.transform()(_chw(few.image(i))) for i in range(len(few))])
     with torch.inference_mode():
         expected = model.eval().forward_head(model.forward_features(batch), pre_logits=True).numpy()
@@ -304,7 +310,15 @@ def test_timm_names_are_checked():
         EMBEDDERS.create("timm:model=resnet18.bogus").identity()
     assert EMBEDDERS.create("timm:model=resnet18").identity() == "timm:resnet18.a1_in1k:pretrained"
     assert EMBEDDERS.create("timm:model=resnet18,pretrained=false,seed=4").identity() == "random:seed=4"
-    assert TimmModel("resnet18").class_names()[0] == "tench"
+    classes = TimmModel("resnet18").classes()
+    assert (classes.names[0], classes.wnids[0]) == ("tench", "n01440764") and len(classes.wnids) == 1000
+    assert TimmModel("resnet18", pretrained=False).classes() is None
+
+
+def test_timm_logits_of_a_headless_network_are_one_line(few):
+    with pytest.raises(UserError) as err:
+        embed("timm:model=resnet18,pretrained=false,size=32", few, with_logits=True)
+    assert "\n" not in str(err.value) and "no classifier head" in str(err.value)
 
 
 def test_timm_transform_takes_uint8_tensors():
@@ -349,12 +363,12 @@ def test_compiled_model_gives_the_eager_features_and_keeps_warm_up_out_of_the_ra
     spec = "timm:model=resnet18,pretrained=false,size=32,precision=fp32,batch_size=16"
     eager = embed(spec, digits)
     compiled = embed(spec + ",compile=true", digits)
-    assert compiled.info["compile"] is True and eager.info["compile"] is False
+    assert compiled.stats.compile is True and eager.stats.compile is False
     assert compiled.features.shape == eager.features.shape
     np.testing.assert_allclose(compiled.features, eager.features, rtol=1e-3, atol=1e-4)
     # compilation happens in the first batch, which the rate leaves out
-    assert compiled.info["warmup_seconds"] > 5 * eager.info["warmup_seconds"]
-    assert compiled.info["images_per_s"] > 0
+    assert compiled.stats.warmup_seconds > 5 * eager.stats.warmup_seconds
+    assert compiled.stats.images_per_s > 0
 
 
 def test_cuda_loader_workers_use_spare_cores_but_not_more_than_half_the_batches(monkeypatch):

@@ -29,8 +29,9 @@ def test_faiss_gpu_kmeans_matches_cpu_quality():
         pytest.skip("faiss has no GPU support here (pip install 'clusterbench[gpu]')")
     X, y = load_digits(return_X_y=True)
     model = CLUSTERERS.create("kmeans:k=10,device=cuda")
-    labels = model.fit_predict(X.astype(np.float32))
-    assert model.info_["device"] == "cuda" and model.info_["engine"] == "faiss"
+    result = model.fit(X.astype(np.float32))
+    labels = result.labels
+    assert result.info["device"] == "cuda" and result.info["engine"] == "faiss"
     assert nmi(y, labels) == pytest.approx(0.74, abs=0.04)
 
 

@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 from clusterbench.datasets import DATASETS
 from clusterbench.infer.inference import run_inference
 from clusterbench.infer.preprocess import split_for_device
-from clusterbench.methods.deepcluster.train import Normalize
+from clusterbench.methods.deepcluster.images import Normalize
 from clusterbench.methods.embedders.timm_model import TimmModel, _tensor_transform
 from clusterbench.methods.embedders.torchvision_cnn import TorchvisionCNN
 

@@ -87,10 +87,14 @@ def test_real_registries_are_populated():
     ("resnet152:compile=maybe", "embedder 'resnet152': compile=maybe must be true or false"),
     ("timm:model=resnet18,compile=1", "embedder 'timm': compile=1 must be true or false"),
 ])
-def test_a_boolean_parameter_refuses_other_values_unless_it_admits_them(spec, message):
+def test_a_boolean_parameter_refuses_other_values_unless_it_admits_them(spec, message, tmp_path):
     from clusterbench.methods.embedders import EMBEDDERS
 
     with pytest.raises(UserError, match=message):
         EMBEDDERS.validate(spec)
     EMBEDDERS.validate("resnet152:compile=true")
-    EMBEDDERS.validate("timm:model=resnet18,pretrained=/some/weights.pt")  # annotated bool | str: a path is fine
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"")
+    EMBEDDERS.validate(f"timm:model=resnet18,pretrained={weights}")  # declared bool | ... | existing file
+    with pytest.raises(UserError, match=f"embedder 'timm': pretrained={tmp_path}/none.pt does not exist"):
+        EMBEDDERS.validate(f"timm:model=resnet18,pretrained={tmp_path}/none.pt")

@@ -127,16 +127,18 @@ def test_same_command_twice_gives_identical_assignments(run_cli, results_dir):
 
 
 def test_half_written_cache_entry_is_never_read(tmp_path):
+    from clusterbench.core.contracts import Embedding, EmbedStats
     from clusterbench.run.cache import EmbeddingCache
 
     cache = EmbeddingCache(tmp_path)
     features = np.arange(12, dtype=np.float32).reshape(3, 4)
     (tmp_path / "k1.npz").write_bytes(b"PK\x03\x04 truncated")  # arrays without their info file
     assert cache.load("k1") is None
-    cache.store("k1", features, None, {"seconds": 1.0})
-    got, logits, info = cache.load("k1")
-    np.testing.assert_array_equal(got, features)
-    assert logits is None and info == {"seconds": 1.0}
+    cache.store("k1", Embedding(features, EmbedStats(seconds=1.0, details={"layer": "fc"})))
+    got = cache.load("k1")
+    np.testing.assert_array_equal(got.features, features)
+    assert got.logits is None and got.classes is None
+    assert got.stats.seconds == 1.0 and got.stats.details == {"layer": "fc"}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
 
 

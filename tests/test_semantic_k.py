@@ -121,7 +121,7 @@ def test_word2vec_and_glove_text_files_load(tmp_path):
 def test_k_semantic_end_to_end(run_cli, results_dir, tmp_path, classifier, vectors):
     threshold = 0.3
     weights, logits = classifier
-    names = EMBEDDERS.create("densenet121:weights=none").class_names()
+    names = EMBEDDERS.create("densenet121:weights=none").classes().names
     histogram = Counter(names[i] for i in logits.argmax(axis=1))
     assert len(histogram) >= 4  # the rigged head spreads the 16 images over several classes
 
@@ -154,14 +154,14 @@ def test_k_is_the_number_of_groups_at_the_cut(classifier, vectors, threshold, me
     from clusterbench.core.registry import Spec
     from clusterbench.core.suite import Cell
     from clusterbench.k.semantic_k import semantic_k
-    from clusterbench.methods.embedders.base import Embedding
+    from clusterbench.methods.embedders.base import Classes, Embedding, EmbedStats
 
     _, logits = classifier
-    names = EMBEDDERS.create("densenet121:weights=none").class_names()
+    names = EMBEDDERS.create("densenet121:weights=none").classes().names
     labels = sorted({names[i] for i in logits.argmax(axis=1)})
     tune = {"vectors": str(vectors), "threshold": threshold, "linkage": method, "oov": oov}
     cell = Cell(Spec.parse("digits"), Spec.parse("densenet121:weights=none"), Spec.parse("kmeans"), 0, "semantic", None, tune)
-    embedding = Embedding(np.zeros((16, 2), np.float32), {}, logits)
+    embedding = Embedding(np.zeros((16, 2), np.float32), EmbedStats(), logits, Classes(names))
     expected = expected_k(labels, threshold, method) - (int("hammerhead" in labels) if oov == "drop" else 0)
     if expected < 2:
         with pytest.raises(UserError, match="group"):
@@ -169,6 +169,25 @@ def test_k_is_the_number_of_groups_at_the_cut(classifier, vectors, threshold, me
     else:
         choice = semantic_k(cell, FakeData(16), embedding)
         assert choice.overrides == {"k": expected} and choice.params["k"] == expected
+
+
+def test_semantic_k_takes_the_class_names_from_the_embedding(classifier, vectors):
+    from clusterbench.core.registry import Spec
+    from clusterbench.core.suite import Cell
+    from clusterbench.k.semantic_k import semantic_k
+    from clusterbench.methods.embedders.base import Classes, Embedding, EmbedStats
+
+    _, logits = classifier
+    tune = {"vectors": str(vectors), "threshold": 0.01}
+    cell = Cell(Spec.parse("digits"), Spec.parse("densenet121:weights=none"), Spec.parse("kmeans"), 0, "semantic", None, tune)
+    with pytest.raises(UserError, match="without the names of their classes"):
+        semantic_k(cell, FakeData(16), Embedding(np.zeros((16, 2), np.float32), EmbedStats(), logits))
+    # other names for the same logits: each predicted class its own word, so K = the classes predicted
+    words = list(WORDS)
+    names = [words[i % len(words)] for i in range(1000)]
+    predicted = {names[i] for i in logits.argmax(axis=1)}
+    choice = semantic_k(cell, FakeData(16), Embedding(np.zeros((16, 2), np.float32), EmbedStats(), logits, Classes(names)))
+    assert choice.params["semantic.n_labels"] == len(predicted)
 
 
 class FakeData:
@@ -194,7 +213,7 @@ def test_semantic_k_needs_word_vectors(run_cli):
 def test_semantic_cell_after_a_plain_cell_on_the_same_embedding(run_cli, classifier, vectors):
     # The first cell embeds without logits; the semantic cell in the same run must still get them.
     weights, logits = classifier
-    names = EMBEDDERS.create("densenet121:weights=none").class_names()
+    names = EMBEDDERS.create("densenet121:weights=none").classes().names
     histogram = Counter(names[i] for i in logits.argmax(axis=1))
     status, _, err, summary = run_cli("-d", "digits:limit=16", "-e", f"densenet121:weights={weights},size=32,precision=fp32",
                                       "-c", "kmeans:k=3", "-c", "kmeans:k=semantic",
@@ -203,3 +222,17 @@ def test_semantic_cell_after_a_plain_cell_on_the_same_embedding(run_cli, classif
     plain, semantic = summary["cells"]
     assert plain["params"]["k_source"] == "spec" and semantic["params"]["k_source"] == "semantic"
     assert semantic["params"]["k"] == expected_k(sorted(histogram), 0.3)
+
+
+def test_cached_logits_keep_their_classes(tmp_path):
+    from clusterbench.methods.embedders.base import Classes, Embedding, EmbedStats
+    from clusterbench.run.cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    classes = EMBEDDERS.create("densenet121:weights=none").classes()
+    logits = np.random.default_rng(0).normal(size=(4, 1000)).astype(np.float32)
+    cache.store("key", Embedding(np.ones((4, 2), np.float32), EmbedStats(weights="w", details={"layer": "x"}), logits, classes))
+    hit = cache.load("key")
+    assert hit.classes == classes and hit.classes.wnids[0] == "n01440764" and isinstance(hit.classes, Classes)
+    assert hit.stats.weights == "w" and hit.stats.details == {"layer": "x"}
+    np.testing.assert_array_equal(hit.logits, logits)

@@ -22,14 +22,14 @@ from mlflow.tracking import MlflowClient
 from clusterbench.cli import main
 from clusterbench.core.registry import Spec
 from clusterbench.core.suite import Cell
-from clusterbench.k.tuning import STATE_PREFIX, Tuner, tune_cell
+from clusterbench.k.tuning import Tuner, tune_cell
 from clusterbench.track.tracking import default_tracking_uri
 
 KM = ("-d", "digits", "-e", "pixels", "-c", "kmeans")
 
 
-def study_of(url: str) -> optuna.Study:
-    (summary,) = [s for s in optuna.get_all_study_summaries(url) if not s.study_name.endswith("#lock")]
+def study_of(url) -> optuna.Study:
+    (summary,) = optuna.get_all_study_summaries(url)
     return optuna.load_study(study_name=summary.study_name, storage=url)
 
 
@@ -138,15 +138,13 @@ def test_more_trials_later_continue_the_study_and_dead_workers_trials_are_redone
     first = tune_cell(cell, data, X, clusterers(), storage=url, **quiet)
     assert first.params["n_trials"] == 5 and first.params["sampler"] == "grid"
 
-    # A worker that died mid-trial: its trial stays RUNNING, owned by a pid that no longer exists.
-    cell, data, X = digits_cell(k_max=15, n_trials=14)
+    # A worker that died mid-trial: it took a queued trial, its heartbeat beat once, then stopped.
+    cell, data, X = digits_cell(k_max=15, n_trials=14, heartbeat=1)  # dead after 3 s without a heartbeat
     tuner = Tuner(cell, data, X, clusterers(), url, log=lambda msg: None)
-    tuner.prepare()
-    trial_id = tuner._claim()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    state = tuner.handle.storage.get_trial(trial_id).user_attrs[STATE_PREFIX]
-    tuner.handle.storage.set_trial_user_attr(trial_id, STATE_PREFIX, {**state, "host": socket.gethostname(), "pid": dead.pid})
+    tuner.prepare()  # queues the 9 new slots
+    taken = tuner.shared.study.ask()
+    tuner.shared.storage.record_heartbeat(taken._trial_id)
+    time.sleep(4.5)  # sqlite's clock has whole seconds
 
     lines = []
     second = tune_cell(cell, data, X, clusterers(), storage=url, log=lines.append)
@@ -155,8 +153,10 @@ def test_more_trials_later_continue_the_study_and_dead_workers_trials_are_redone
     assert second.params["n_trials"] == second.params["n_trials_complete"] == 14
     assert second.params["n_trials_run_now"] == 9  # 14 - 5, the dead worker's slot included
     trials = study_of(url).get_trials()
-    orphans = [t for t in trials if "orphaned" in t.user_attrs[STATE_PREFIX]]
-    assert len(orphans) == 1 and orphans[0].state == optuna.trial.TrialState.FAIL
+    dead = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.number for t in dead] == [taken.number]
+    (redo,) = [t for t in trials if t.system_attrs.get("failed_trial") == taken.number]
+    assert redo.state == optuna.trial.TrialState.COMPLETE and redo.user_attrs["slot"] == dead[0].user_attrs["slot"]
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.params["k"] for t in done) == list(range(2, 16))
 
@@ -197,7 +197,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(cli, store, results_d
     failed = [t for t in study_of(f"sqlite:///{results_dir / 'optuna.db'}").get_trials()
               if t.state == optuna.trial.TrialState.FAIL]
     assert sorted(t.params["k"] for t in failed) == [13, 14, 15, 16]
-    assert all("exceeds the number of points (12)" in t.user_attrs[STATE_PREFIX]["error"] for t in failed)
+    assert all("exceeds the number of points (12)" in t.user_attrs["error"] for t in failed)
     client, run = child_run(store, summary["cells"][0]["mlflow_run_id"])
     flags = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "trial.failed")}
     assert sum(flags.values()) == 4
@@ -269,20 +269,27 @@ def run_two_workers(url: str, tune: dict, tmp_path: Path) -> list[tuple]:
     return [tuple(json.loads(out.strip().splitlines()[-1])) for out, _ in outs]
 
 
-def check_shared_study(url: str, reports: list[tuple], n: int) -> None:
+def check_shared_study(url, reports: list[tuple], n: int) -> None:
     assert sum(r[2] for r in reports) == n  # every trial run by exactly one of them
     assert len({r[1] for r in reports}) == 1 and all(r[3] == n for r in reports)  # the same choice
     trials = study_of(url).get_trials()
     assert len(trials) == n and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     ks = [t.params["k"] for t in trials]
     assert len(set(ks)) == n  # no grid point evaluated twice
-    assert sorted(t.user_attrs[STATE_PREFIX]["slot"] for t in trials) == list(range(n))
+    assert sorted(t.user_attrs["slot"] for t in trials) == list(range(n))
 
 
 def test_two_processes_complete_one_study_on_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     reports = run_two_workers(url, {"k_max": 25, "n_trials": 16, "sampler": "grid"}, tmp_path)
     check_shared_study(url, reports, 16)
+
+
+def test_two_processes_complete_one_study_on_a_journal_file(tmp_path):
+    url = f"journal:{tmp_path / 'optuna.journal'}"
+    reports = run_two_workers(url, {"k_max": 17, "n_trials": 10, "sampler": "grid"}, tmp_path)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+    check_shared_study(storage, reports, 10)
 
 
 def _pg_bin() -> str | None:
@@ -337,4 +344,3 @@ def test_two_processes_complete_one_study_on_postgresql(postgres, tmp_path):
     reports = run_two_workers(postgres, {"k_max": 21, "n_trials": 12, "sampler": "grid"}, tmp_path)
     check_shared_study(postgres, reports, 12)
     assert time.monotonic() - started < 120
-    assert [s.study_name for s in optuna.get_all_study_summaries(postgres) if s.study_name.endswith("#lock")] == []

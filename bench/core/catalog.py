@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from clusterbench.core.plugins import load_plugins
 from clusterbench.core.registry import Registry
 
 
@@ -22,4 +23,6 @@ def registries() -> Registries:
     from clusterbench.methods.clusterers import CLUSTERERS
     from clusterbench.methods.embedders import EMBEDDERS
 
-    return Registries(DATASETS, EMBEDDERS, CLUSTERERS)
+    found = Registries(DATASETS, EMBEDDERS, CLUSTERERS)
+    load_plugins(found)  # once per process; a broken plug-in is one warning, never an error
+    return found

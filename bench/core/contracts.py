@@ -94,8 +94,8 @@ class EmbedStats:
     @classmethod
     def from_dict(cls, record: Mapping) -> EmbedStats:
         known = {f.name for f in fields(cls)} - {"details"}
-        return cls(**{k: v for k, v in record.items() if k in known},
-                   details={k: v for k, v in record.items() if k not in known})
+        details = {k: v for k, v in record.items() if k not in known and k != "details"}
+        return cls(**{k: v for k, v in record.items() if k in known}, details={**record.get("details", {}), **details})
 
     @classmethod
     def from_pass(cls, stats: Mapping, **more) -> EmbedStats:
@@ -167,3 +167,24 @@ class Clusterer(Protocol):
         """The parameters (besides K) the harness may tune for ``n`` points of ``dim`` dimensions,
         narrowed by this clusterer's own ``tune`` keys."""
         ...
+
+
+def breaches(protocol: type, cls: type) -> list[str]:
+    """How ``cls`` falls short of ``protocol``: each name the protocol declares (its annotated
+    class attributes and its methods) that ``cls`` lacks or, for a method, has but cannot call;
+    and ``needs`` keys that are not in :data:`NEEDS`. Empty when it honours the contract."""
+    declared = {n: v for n, v in vars(protocol).items() if callable(v) or isinstance(v, classmethod | staticmethod)}
+    names = set(getattr(protocol, "__annotations__", {})) | set(declared)
+    out = []
+    for name in sorted(n for n in names if not n.startswith("_")):
+        if not hasattr(cls, name):
+            out.append(f"no {name!r}")
+        elif name in declared and not callable(getattr(cls, name)):
+            out.append(f"{name!r} is not callable")
+    needs = getattr(cls, "needs", frozenset())
+    if "needs" in names and hasattr(cls, "needs"):
+        if isinstance(needs, str) or not isinstance(needs, set | frozenset | tuple | list):
+            out.append(f"'needs' must be a set of {', '.join(NEEDS)}, not {needs!r}")
+        elif unknown := sorted(set(needs) - set(NEEDS)):
+            out.append(f"'needs' has unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(NEEDS)})")
+    return out

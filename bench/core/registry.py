@@ -2,7 +2,9 @@
 
 Entries register with a decorator in their own file; a *spec string* names an entry and its
 parameters: ``name`` or ``name:key=value,key=value``. Parameters are the keyword arguments of
-the entry's ``__init__`` (scikit-learn style), so the signature is the single source of truth.
+the entry's ``__init__`` (scikit-learn style), so the signature is the single source of truth:
+its annotations declare what each value may be (:mod:`clusterbench.core.params`), checked
+before anything runs.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterbench.core.contracts import breaches
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import as_declared, declared
+from clusterbench.core.params import check as check_declared
 
 
 def parse_value(text: str) -> Any:
@@ -98,17 +105,35 @@ def _closest(word: str, choices) -> str:
 class Registry:
     """Name -> class, with spec parsing and parameter validation."""
 
-    def __init__(self, kind: str, group: str | None = None):
+    def __init__(self, kind: str, group: str | None = None, contract: type | None = None):
         self.kind = kind
         self.group = group  # the entry-point group through which other packages add entries
+        self.contract = contract  # the Protocol every entry honours, checked at registration
         self._entries: dict[str, type] = {}
+        self._origins: dict[str, Origin] = {}
 
     def register(self, name: str):
+        """Class decorator: register the class as ``name``. A class that breaks the kind's
+        contract, or a name taken, is a bug of the tree's (TypeError, ValueError at import);
+        while a plug-in loads (:func:`loading_plugin`) it is held against the plug-in instead."""
         def decorator(cls: type) -> type:
+            # a plug-in's registration (a bundled module a plug-in happens to import first is still ours)
+            load = _LOADING[-1] if _LOADING and _origin_of(cls) != BUNDLED else None
+            problem, error = None, TypeError
             if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} registered twice")
+                problem, error = f"{self.kind} {name!r} registered twice (already from {self._origins[name]})", ValueError
+            elif self.contract is not None and (gaps := breaches(self.contract, cls)):
+                problem = f"{self.kind} {name!r} ({cls.__qualname__}) breaks the {self.kind} contract: {', '.join(gaps)}"
+            if problem:
+                if load is None:
+                    raise error(problem)
+                load.problems.append(problem)
+                return cls
             cls.registry_name = name
             self._entries[name] = cls
+            self._origins[name] = load.origin if load else _origin_of(cls)
+            if load:
+                load.added.append((self, name))
             return cls
 
         return decorator
@@ -144,9 +169,17 @@ class Registry:
                 raise UserError(
                     f"unknown parameter {key!r} for {self.kind} {spec.name!r}{_closest(key, allowed)}; valid: {valid}"
                 )
-        annotations = {p.name: p.annotation for p in inspect.signature(self.get(spec.name).__init__).parameters.values()}
+        cls = self.get(spec.name)
+        annotations = {p.name: p.annotation for p in inspect.signature(cls.__init__).parameters.values()}
+        hints = declared(cls.__init__)  # what each parameter may be, as its annotation declares
+        spec = Spec(spec.name, {k: as_declared(v, hints[k]) if k in hints else v for k, v in spec.params.items()})
         for key, value in spec.params.items():
-            _check_value(self.kind, spec.name, key, value, allowed[key], annotations[key])
+            if key in hints:
+                problem = check_declared(key, value, hints[key], cls)
+                if problem:
+                    raise UserError(f"{self.kind} {spec.name!r}: {problem}")
+            else:  # undeclared (a plug-in without annotations): judged by its default
+                _check_value(self.kind, spec.name, key, value, allowed[key], annotations[key])
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in spec.params]
         if missing:
             raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")
@@ -156,3 +189,66 @@ class Registry:
         spec = self.validate(spec)
         params = {**spec.params, **overrides}
         return self.get(spec.name)(**params)
+
+    def origin(self, name: str) -> Origin:
+        """Where the entry comes from: the plug-in's distribution and version, or clusterbench."""
+        self.get(name)
+        return self._origins[name]
+
+    def holds(self, cls: type) -> bool:
+        return any(entry is cls for entry in self._entries.values())
+
+    def _forget(self, name: str) -> None:
+        cls = self._entries.pop(name, None)
+        self._origins.pop(name, None)
+        if cls is not None and cls.__dict__.get("registry_name") == name:
+            del cls.registry_name
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The package an entry comes from (with its version, for a plug-in)."""
+
+    package: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.package} {self.version}" if self.version else self.package
+
+
+BUNDLED = Origin("clusterbench")
+
+
+@dataclass
+class PluginLoad:
+    """What one plug-in registered while it loaded, and what was wrong with it."""
+
+    origin: Origin
+    problems: list[str] = field(default_factory=list)
+    added: list[tuple[Registry, str]] = field(default_factory=list)
+
+    def undo(self) -> None:
+        """Unregister everything this plug-in registered (it is skipped as a whole)."""
+        for registry, name in self.added:
+            registry._forget(name)
+        self.added.clear()
+
+
+_LOADING: list[PluginLoad] = []
+
+
+@contextmanager
+def loading_plugin(origin: Origin) -> Iterator[PluginLoad]:
+    """While a plug-in's entry point is imported: its registrations (in any registry) are
+    credited to ``origin``, and a broken one is noted in the yielded record, not raised."""
+    load = PluginLoad(origin)
+    _LOADING.append(load)
+    try:
+        yield load
+    finally:
+        _LOADING.remove(load)
+
+
+def _origin_of(cls: type) -> Origin:
+    top = cls.__module__.partition(".")[0]
+    return BUNDLED if top == "clusterbench" else Origin(top)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from clusterbench.core.errors import UserError
+from clusterbench.k.choice import KChoice
 
-
-@dataclass
-class KChoice:
-    overrides: dict = field(default_factory=dict)  # passed to the clusterer's constructor
-    params: dict = field(default_factory=dict)  # recorded with the cell (k, k_source, ...)
-    reduce: object | None = None  # a tuned reducer (Optuna's PCA dimension) applied before the final fit
+__all__ = ["KChoice", "resolve_k"]
 
 
 def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from clusterbench.core.errors import UserError
-from clusterbench.k.kchoice import KChoice
+from clusterbench.k.choice import KChoice
 
 SEMANTIC_KEYS = {
     "vectors": "word vectors: a word2vec (.bin/.txt/.vec), GloVe (.txt) or gensim KeyedVectors file, or a gensim-data name",
@@ -66,7 +66,7 @@ def parse_semantic(tune: dict | None) -> dict:
 
 def check_semantic_cell(cell, embedders) -> None:
     """Before anything runs: the embedder must have a classifier head, and vectors be given."""
-    if not callable(getattr(embedders.get(cell.embedder.name), "class_names", None)):
+    if not getattr(embedders.get(cell.embedder.name), "has_classifier", False):
         raise UserError(f"{NEEDS_HEAD}; {cell.embedder.name!r} has none")
     cfg = parse_semantic(cell.tune)
     if cfg["vectors"] is None:
@@ -173,20 +173,19 @@ def group_labels(vectors: np.ndarray, method: str, metric: str, threshold: float
 
 # -- the K chooser --------------------------------------------------------------------------------
 def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=None, storage=None, force=False, **_) -> KChoice:
-    from clusterbench.methods.embedders import EMBEDDERS
-
+    """K from the classes ``embedding`` (its ``logits`` and their ``classes``) predicts for ``data``."""
     cfg = parse_semantic(cell.tune)
-    embedder = EMBEDDERS.create(cell.embedder)
-    class_names = getattr(embedder, "class_names", None)
-    if not callable(class_names):
-        raise UserError(f"{NEEDS_HEAD}; {cell.embedder.name!r} has none")
     logits = getattr(embedding, "logits", None)
     if logits is None:
         raise UserError(f"{NEEDS_HEAD}; the embedding of {cell.embedder} came without classifier scores "
                         "(computed earlier for another cell? rerun with --force)")
+    classes = getattr(embedding, "classes", None)
+    if classes is None or not classes.names:
+        raise UserError(f"k=semantic: the classifier scores of {cell.embedder} came without the names of their "
+                        "classes (an embedding cached by an older version, or a head of unknown classes? rerun with --force)")
     if cfg["vectors"] is None:
         raise UserError("k=semantic needs word vectors: --tune vectors=PATH or vectors=NAME (gensim-data, online)")
-    names = list(class_names())
+    names = list(classes.names)
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[1] != len(names) or len(logits) != len(data):
         raise UserError(f"k=semantic: classifier scores of shape {logits.shape} do not match {len(data)} images "
@@ -195,17 +194,7 @@ def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=Non
     predicted = logits.argmax(axis=1)
     histogram = Counter(names[i] for i in predicted)
     labels = sorted(histogram, key=lambda n: (-histogram[n], n))
-    kv = load_vectors(cfg["vectors"])
-    found, how, oov = [], {}, []
-    for label in labels:
-        vec, method = label_vector(kv, label)
-        how[label] = method
-        if vec is None:
-            oov.append(label)
-        else:
-            found.append((label, vec))
-    vectors = np.array([v for _, v in found]) if found else np.zeros((0, 1))
-    groups, Z = group_labels(vectors, cfg["linkage"], cfg["metric"], cfg["threshold"])
+    found, how, oov, groups, Z = _vector_groups(labels, cfg)
     n_groups = int(len(np.unique(groups)))
     k = n_groups + (len(oov) if cfg["oov"] == "singleton" else 0)
     if k < 2:
@@ -233,6 +222,22 @@ def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=Non
         tracker.log_figure(run_id, _histogram_figure(labels, histogram), "semantic/label_histogram.png")
         tracker.log_figure(run_id, _dendrogram_figure(Z, [lab for lab, _ in found], oov, cfg, k), "semantic/dendrogram.png")
     return KChoice(overrides={"k": k}, params=params)
+
+
+def _vector_groups(labels: list[str], cfg: dict):
+    """Each label's word vector (or OOV), grouped by the dendrogram cut."""
+    kv = load_vectors(cfg["vectors"])
+    found, how, oov = [], {}, []
+    for label in labels:
+        vec, method = label_vector(kv, label)
+        how[label] = method
+        if vec is None:
+            oov.append(label)
+        else:
+            found.append((label, vec))
+    vectors = np.array([v for _, v in found]) if found else np.zeros((0, 1))
+    groups, Z = group_labels(vectors, cfg["linkage"], cfg["metric"], cfg["threshold"])
+    return found, how, oov, groups, Z
 
 
 def _histogram_figure(labels, histogram, top: int = 40):

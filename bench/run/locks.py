@@ -1,5 +1,6 @@
-"""Per-cell advisory locks, so several processes sharing a results directory never run the
-same cell at once (the lock dies with its process, so a killed worker frees its cell)."""
+"""Advisory file locks under ``<results>/locks``, so several processes sharing a results
+directory never run the same cell at once nor create one store together. A lock dies with its
+process, so a killed worker frees what it held."""
 
 from __future__ import annotations
 
@@ -11,38 +12,35 @@ from pathlib import Path
 
 
 @contextmanager
-def cell_lock(results_dir: Path, cell_key: str):
-    """Yield True when this process holds the cell's lock, False when another process does."""
-    lock_dir = Path(results_dir) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / (hashlib.sha256(cell_key.encode()).hexdigest()[:24] + ".lock")
+def file_lock(path: str | os.PathLike, *, wait: bool = True):
+    """Hold an flock on ``path``: yield True once held, or (``wait=False``) False at once when
+    another process holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield True
     finally:
-        os.close(fd)
+        os.close(fd)  # closing releases the lock
+
+
+def cell_lock(results_dir: Path, cell_key: str):
+    """Yields True when this process holds the cell's lock, False when another process does."""
+    name = hashlib.sha256(cell_key.encode()).hexdigest()[:24]
+    return file_lock(Path(results_dir) / "locks" / f"{name}.lock", wait=False)
 
 
 @contextmanager
 def exclusive(results_dir: Path, name: str):
     """Block until this process holds the named lock (e.g. while a new sqlite store is created:
     two processes creating its tables at once would both fail)."""
-    lock_dir = Path(results_dir) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(Path(results_dir) / "locks" / f"{name}.lock"):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def pid_alive(pid: int) -> bool:

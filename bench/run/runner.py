@@ -4,7 +4,6 @@ tracks, and isolates failures so one bad cell never costs the others."""
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,7 +14,10 @@ import numpy as np
 from clusterbench.core.catalog import registries
 from clusterbench.core.contracts import Context, EmbedRequest
 from clusterbench.core.errors import UserError, one_line_reason
+from clusterbench.core.interrupts import STOP_REQUESTED
 from clusterbench.core.suite import Cell, Suite
+from clusterbench.core.validate import validate_cells as check_cells
+from clusterbench.core.validate import validate_suite
 from clusterbench.k.kchoice import resolve_k
 from clusterbench.run.cache import EmbeddingCache, embedding_key
 from clusterbench.run.environment import git_commit, library_versions
@@ -24,12 +26,14 @@ from clusterbench.run.perf import peak_host_memory_mb
 from clusterbench.run.progress import bars_shown
 from clusterbench.run.seeding import seed_everything
 from clusterbench.scoring import metrics as M
-from clusterbench.track.tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, default_tracking_uri
-
-# Set when the process was asked to stop (SIGINT/SIGTERM). The signal raises KeyboardInterrupt,
-# but a library may catch it and raise something else: the flag keeps such a cell from being
-# recorded as an ordinary failure and the suite from going on.
-STOP_REQUESTED = threading.Event()
+from clusterbench.track.tracking import (
+    CELL_KEY_TAG,
+    REASON_TAG,
+    ROLE_TAG,
+    Tracker,
+    check_tracking_server,
+    default_tracking_uri,
+)
 
 JSON_METRICS = ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
                 "n_clusters", "noise_fraction", "embed_seconds", "throughput_img_per_s", "cluster_seconds")
@@ -64,14 +68,7 @@ class CellResult:
 
 def validate_cells(cells: list[Cell]) -> None:
     """Every name and parameter is checked before anything runs (a typo costs nothing)."""
-    datasets, embedders, clusterers = registries()
-    for cell in cells:
-        datasets.validate(cell.dataset)
-        embedders.validate(cell.embedder)
-        clusterers.validate(cell.clusterer)
-        k = cell.requested_k
-        if isinstance(k, int) and k < 2:
-            raise UserError(f"k={k}: K must be at least 2 (cell {cell.key})")
+    check_cells(cells, registries())
 
 
 class Runner:
@@ -103,8 +100,11 @@ class Runner:
 
     def _run(self, suite: Suite) -> list[CellResult]:
         STOP_REQUESTED.clear()  # a stop asked of an earlier run in this process is not this run's
-        cells = suite.cells()
-        validate_cells(cells)
+        from clusterbench.k.config import validate_tune
+
+        # the whole suite (specs against their declarations, reducer, K, tuning) before anything runs
+        cells = validate_suite(suite, validate_tune=validate_tune, found=registries())
+        check_tracking_server(self.tracking_uri)  # an unreachable server: one line, before anything is written
         self._prepare_results_dir()
         uri = self.tracking_uri or default_tracking_uri(self.results_dir)
         with exclusive(self.results_dir, "tracking-store"):
@@ -315,7 +315,7 @@ class Runner:
         cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
         start = time.perf_counter()
         hit = None if self.force else self.cache.load(cache_key)
-        if hit is not None and not (wants_logits and hit.logits is None):  # an entry without logits can't serve k=semantic
+        if hit is not None and not (wants_logits and (hit.logits is None or hit.classes is None)):  # an entry without logits can't serve k=semantic
             return hit, time.perf_counter() - start, True
         embedding = embedder.embed(data, request)
         features = np.ascontiguousarray(embedding.features, dtype=np.float32)
@@ -331,7 +331,7 @@ class Runner:
         if "data" in needs:
             context.data = data
         if "work_dir" in needs:
-            context.work_dir = str(self.results_dir / "cache" / "deepcluster")
+            context.work_dir = str(self.results_dir / "cache" / "work")  # each method keeps its own folder there
         if "log" in needs:
             context.log_metrics = lambda metrics, step: tracker.log_metrics(run_id, metrics, step=step)
             context.log_figure = lambda figure, name: tracker.log_figure(run_id, figure, name)

@@ -89,6 +89,12 @@ def cluster_stats(pred: np.ndarray) -> dict:
     }
 
 
+def noise_as_group(pred: np.ndarray) -> np.ndarray:
+    """The assignment with every noise point (-1) in one extra group: the rule for label metrics."""
+    pred = np.asarray(pred)
+    return np.where(pred < 0, pred.max(initial=-1) + 1, pred)
+
+
 def score(X: np.ndarray, pred: np.ndarray, truth: np.ndarray | None, sample_size: int = SILHOUETTE_EXACT_MAX, seed: int = 0) -> dict:
     """Every metric for one assignment; label metrics are None (not invented) without truth."""
     pred = np.asarray(pred)
@@ -96,8 +102,7 @@ def score(X: np.ndarray, pred: np.ndarray, truth: np.ndarray | None, sample_size
     out: dict = cluster_stats(pred)
     if truth is not None:
         truth = np.asarray(truth)
-        grouped = np.where(noise, pred.max(initial=-1) + 1, pred)  # all noise -> one extra group
-        out.update(external_metrics(truth, grouped))
+        out.update(external_metrics(truth, noise_as_group(pred)))
         if noise.any() and (~noise).any():
             out.update({f"{k}_clustered": v for k, v in external_metrics(truth[~noise], pred[~noise]).items()})
     else:

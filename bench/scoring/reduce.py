@@ -1,25 +1,35 @@
 """Optional per-cell reduction before clustering: PCA (optionally whitened) then L2 rows.
 
-This is DeepCluster's preprocessing (PCA-256, whitening, L2) and HDBSCAN's remedy for wide
-inputs. faiss does the PCA (fast, float32); sklearn is the alternative backend.
+This is DeepCluster's preprocessing (PCA-256, whitening, L2: the one implementation, which
+DeepCluster's epoch loop uses too) and HDBSCAN's remedy for wide inputs. faiss does the PCA
+(fast, float32); sklearn is the alternative backend.
+
+Whitening is faiss's ``eigen_power = -0.5``: each principal component divided by the square
+root of its eigenvalue (its standard deviation), so every kept direction has unit variance.
+It is applied after the projection rather than inside faiss's matrix so that directions of
+(near) zero variance -- fewer points than dimensions, dead units -- are not divided by zero:
+eigenvalues are floored at 1e-6 of the largest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Literal
 
 import numpy as np
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import PositiveInt, Seed, check_all, declared
 
 
 @dataclass
 class Reducer:
-    pca: int | None = None  # target dimension; None keeps the features' dimension
+    # Declared like a method's parameters (clusterbench.core.params), checked before anything runs.
+    pca: PositiveInt | None = None  # target dimension; None keeps the features' dimension
     whiten: bool = False
     l2: bool = False
-    backend: str = "faiss"
-    seed: int = 0
+    backend: Literal["faiss", "sklearn"] = "faiss"
+    seed: Seed = 0
 
     @classmethod
     def parse(cls, text: str | None) -> Reducer | None:
@@ -32,7 +42,12 @@ class Reducer:
         unknown = set(params) - {"pca", "whiten", "l2", "backend"}
         if unknown:
             raise UserError(f"unknown reducer parameter(s) {sorted(unknown)} in {text!r}; valid: pca, whiten, l2, backend")
+        check_all("reducer", params, declared(cls))
         return cls(**params)
+
+    def validate(self) -> None:
+        """Refuse a field that breaks its declaration (``pca=0``, ``backend=torch``): one line."""
+        check_all("reducer", {f.name: getattr(self, f.name) for f in fields(self)}, declared(type(self)))
 
     def describe(self) -> str:
         parts = [f"pca={self.pca}"] if self.pca else []
@@ -62,7 +77,11 @@ class Reducer:
         from clusterbench.core.backends import import_faiss
 
         faiss = import_faiss()
-        # eigen_power -0.5 whitens, as DeepCluster does.
-        pca = faiss.PCAMatrix(X.shape[1], self.pca, -0.5 if self.whiten else 0.0)
+        pca = faiss.PCAMatrix(X.shape[1], self.pca, 0.0)
         pca.train(X)
-        return pca.apply(X)
+        out = pca.apply(X)
+        if self.whiten:  # eigen power -0.5, with a floor (see the module docstring)
+            eigenvalues = faiss.vector_to_array(pca.eigenvalues)[: self.pca].astype(np.float64)
+            floor = max(float(eigenvalues.max(initial=0.0)) * 1e-6, 1e-12)
+            out /= np.sqrt(np.maximum(eigenvalues, floor)).astype(np.float32)
+        return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from clusterbench.track.tracking import CELL_KEY_TAG, ROLE_TAG
+from clusterbench.track.tracking import check_tracking_server, finished_cell_runs
 
 TABLE_METRICS = ("nmi", "ami", "ari", "acc", "silhouette", "n_clusters", "noise_fraction", "throughput_img_per_s")
 LOWER_IS_BETTER = {"davies_bouldin", "noise_fraction", "cluster_seconds", "embed_seconds"}
@@ -41,6 +41,8 @@ def print_table(results) -> None:
 
 def leaderboard(tracking_uri: str, suite: str | None = None, sort: str = "nmi") -> str:
     """Latest finished run of every cell, best first by ``sort``, one table per experiment."""
+    check_tracking_server(tracking_uri)  # an unreachable server: one line in seconds
+
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -51,11 +53,7 @@ def leaderboard(tracking_uri: str, suite: str | None = None, sort: str = "nmi") 
         return f"no clusterbench results in {tracking_uri}" + (f" for suite {suite!r}" if suite else "")
     sections = []
     for exp in experiments:
-        runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'cell' and attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=50000)
-        latest = {}
-        for run in runs:
-            latest.setdefault(run.data.tags.get(CELL_KEY_TAG), run)
+        latest = finished_cell_runs(client, exp.experiment_id)
         reverse = sort not in LOWER_IS_BETTER
         missing = -math.inf if reverse else math.inf
         ordered = sorted(latest.values(), key=lambda r: r.data.metrics.get(sort, missing), reverse=reverse)

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.interrupts import shielded
 from clusterbench.run.locks import pid_alive
 
 CELL_KEY_TAG = "clusterbench.cell_key"
@@ -24,8 +25,66 @@ REASON_TAG = "clusterbench.failure_reason"
 MAX_PARAM_CHARS = 6000
 
 
+PROBE_TIMEOUT_S = 3.0
+_ANSWERED: set[str] = set()  # servers that answered the probe in this process (asked once)
+
+
 def default_tracking_uri(results_dir: Path) -> str:
     return f"sqlite:///{(Path(results_dir) / 'mlflow.db').resolve()}"
+
+
+def check_tracking_server(uri: str | None, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Ask an http(s) tracking server for ``/health`` once, with a short timeout, before anything
+    else: no answer is one line (``UserError``) within seconds, where MLflow's own client would
+    retry for minutes and end in a many-line exception. Other stores (sqlite, files) pass."""
+    if not uri or not uri.lower().startswith(("http://", "https://")) or uri in _ANSWERED:
+        return
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = None
+    if uri.lower().startswith("https://") and os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context = ssl._create_unverified_context()  # as MLflow's client does with this setting
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout, context=context) as response:
+            response.read(64)
+        _ANSWERED.add(uri)
+    except urllib.error.HTTPError as e:
+        if e.code >= 500:  # a proxy in front of a server that is down; MLflow would retry these
+            raise UserError(f"MLflow tracking server {uri} is unreachable (HTTP {e.code} {e.reason})") from None
+        # any other answer means a server is there; what it says to MLflow's calls is the Tracker's to report
+        _ANSWERED.add(uri)
+    except (OSError, ValueError) as e:  # URLError is an OSError
+        raise UserError(f"MLflow tracking server {uri} is unreachable ({_why(getattr(e, 'reason', e), timeout)})") from None
+
+
+def _why(reason, timeout: float) -> str:
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return " ".join(str(reason).split()) or type(reason).__name__
+
+
+def finished_cell_runs(client, experiment_id: str, cell_key: str | None = None) -> dict[str, object]:
+    """cell key -> the newest FINISHED cell run with that key, in one experiment (only that cell's
+    when ``cell_key`` is given). The one query behind resuming a suite and the leaderboard."""
+    filters = [f"tags.`{ROLE_TAG}` = 'cell'", "attributes.status = 'FINISHED'"]
+    if cell_key is not None:
+        key = cell_key.replace("'", "\\'")
+        filters.append(f"tags.`{CELL_KEY_TAG}` = '{key}'")
+    latest: dict[str, object] = {}
+    token = None
+    while True:  # newest first, page by page: a store may hold more runs than one page
+        page = client.search_runs([experiment_id], filter_string=" and ".join(filters),
+                                  order_by=["attributes.start_time DESC"],
+                                  max_results=1 if cell_key is not None else 10000, page_token=token)
+        for run in page:
+            latest.setdefault(run.data.tags.get(CELL_KEY_TAG), run)
+        token = page.token
+        if cell_key is not None or not token:
+            return latest
 
 
 def _clean_metrics(metrics: dict) -> dict[str, float]:
@@ -38,16 +97,37 @@ def _clean_metrics(metrics: dict) -> dict[str, float]:
     return out
 
 
+class _Shielded:
+    """The MLflow client with every call shielded from Ctrl-C / SIGTERM: a stop waits for the
+    write in progress, so the store is never left locked mid-transaction."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with shielded():
+                return attr(*args, **kwargs)
+
+        return call
+
+
 class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None):
         import logging
+
+        check_tracking_server(tracking_uri)  # before importing MLflow: an unreachable server fails in seconds
 
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # schema-migration chatter on every new store
 
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
+        self.client = _Shielded(MlflowClient(tracking_uri))
         try:
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
@@ -134,27 +214,11 @@ class Tracker:
     # -- resume -------------------------------------------------------------------------------
     def finished_cells(self) -> dict[str, object]:
         """cell key -> the newest FINISHED child run with that key."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{ROLE_TAG}` = 'cell' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=50000,
-        )
-        done: dict[str, object] = {}
-        for run in runs:
-            done.setdefault(run.data.tags.get(CELL_KEY_TAG), run)
-        return done
+        return finished_cell_runs(self.client, self.experiment_id)
 
     def finished_run(self, cell_key: str):
         """The newest FINISHED run of one cell, or None (checked again under the cell's lock)."""
-        key = cell_key.replace("'", "\\'")
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{CELL_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        return runs[0] if runs else None
+        return finished_cell_runs(self.client, self.experiment_id, cell_key).get(cell_key)
 
     def close_orphans(self) -> list[str]:
         """Mark KILLED the RUNNING runs of this host whose process no longer exists."""

@@ -8,12 +8,14 @@ built on their centres; every point then takes its micro-cluster's label.
 from __future__ import annotations
 
 import time
+from typing import Annotated, Literal
 
 import numpy as np
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import Interval, K, PositiveInt, Seed
 
-from .base import CLUSTERERS, ClustererBase, ClusterResult, check_features, check_k
+from .base import CLUSTERERS, ClustererBase, ClusterResult, Param, check_features, check_k
 
 LINKAGES = ("ward", "average", "complete", "single")
 
@@ -31,8 +33,23 @@ def exact_memory_bytes(n: int) -> int:
 
 @CLUSTERERS.register("agglomerative")
 class Agglomerative(ClustererBase):
-    def __init__(self, k: int | None = None, linkage: str = "ward", max_points: int = 20000,
-                 n_micro: int = 2000, seed: int = 0):
+    tune_keys = {"linkages": "agglomerative: linkages to try, joined by '+' (default all four)"}
+
+    @classmethod
+    def search_space(cls, n, dim, tune) -> list[Param]:
+        """The linkage (besides K), narrowed by ``linkages=ward+average``."""
+        value = tune.get("linkages")
+        if value is None:
+            return [Param.categorical("linkage", LINKAGES)]
+        items = value if isinstance(value, list | tuple) else str(value).split("+")
+        links = tuple(dict.fromkeys(str(v).strip().lower() for v in items if str(v).strip()))
+        bad = [v for v in links if v not in LINKAGES]
+        if bad or not links:
+            raise UserError(f"tune linkages: {bad or 'empty'} unknown; valid: {', '.join(LINKAGES)}")
+        return [Param.categorical("linkage", links)]
+
+    def __init__(self, k: K = None, linkage: Literal["ward", "average", "complete", "single"] = "ward",
+                 max_points: PositiveInt = 20000, n_micro: Annotated[int, Interval(2, None)] = 2000, seed: Seed = 0):
         self.k = k
         self.linkage = linkage
         self.max_points = max_points

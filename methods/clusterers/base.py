@@ -13,12 +13,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from clusterbench.core.contracts import ClusterResult, Context, Labeling
+from clusterbench.core.contracts import Clusterer, ClusterResult, Context, Labeling
 from clusterbench.core.errors import UserError
 from clusterbench.core.registry import Registry
 from clusterbench.core.space import Param
 
-CLUSTERERS = Registry("clusterer", group="clusterbench.clusterers")
+CLUSTERERS = Registry("clusterer", group="clusterbench.clusterers", contract=Clusterer)
 
 __all__ = ["CLUSTERERS", "ClusterResult", "ClustererBase", "Context", "Labeling", "Param", "check_features", "check_k"]
 

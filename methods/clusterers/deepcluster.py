@@ -9,8 +9,11 @@ The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from clusterbench.core.errors import UserError
-from clusterbench.methods.deepcluster.train import DeepClusterConfig
+from clusterbench.core.params import Device, Interval, PositiveInt, Precision, Seed
+from clusterbench.methods.deepcluster.config import DeepClusterConfig
 
 from .base import CLUSTERERS, ClustererBase, ClusterResult, Labeling
 
@@ -25,10 +28,14 @@ class DeepCluster(ClustererBase):
     owns_k = True  # its k is the overclustering K; the grid's K only names the extra k-means labels
     tunable = False  # trains a network per fit: not refitted per Optuna trial
 
-    def __init__(self, k: int = _D.k, epochs: int = _D.epochs, eval_k: int | None = None, backbone: str = _D.backbone,
-                 sobel: bool = _D.sobel, size: int | None = _D.size, pca_dim: int | None = _D.pca_dim, lr: float = _D.lr,
-                 batch_size: int = _D.batch_size, crop_min: float = _D.crop_min, jitter: float = _D.jitter,
-                 precision: str = _D.precision, device: str = _D.device, seed: int = _D.seed):
+    def __init__(self, k: Annotated[int, Interval(2, None)] = _D.k, epochs: Annotated[int, Interval(0, None)] = _D.epochs,
+                 eval_k: Annotated[int, Interval(2, None)] | None = None, backbone: str = _D.backbone,
+                 sobel: bool = _D.sobel, size: Annotated[int, Interval(16, None)] | None = _D.size,
+                 pca_dim: Annotated[int, Interval(2, None)] | None = _D.pca_dim,
+                 lr: Annotated[float, Interval(0, None, closed="neither")] = _D.lr, batch_size: PositiveInt = _D.batch_size,
+                 crop_min: Annotated[float, Interval(0, 1, closed="right")] = _D.crop_min,
+                 jitter: Annotated[float, Interval(0, None)] = _D.jitter,
+                 precision: Precision = _D.precision, device: Device = _D.device, seed: Seed = _D.seed):
         self.k = k
         self.epochs = epochs
         self.eval_k = eval_k
@@ -49,7 +56,7 @@ class DeepCluster(ClustererBase):
 
     def fit(self, X=None, context=None) -> ClusterResult:
         from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster
-        from clusterbench.methods.deepcluster.train import evaluation_kmeans
+        from clusterbench.methods.deepcluster.evaluate import evaluation_kmeans
 
         if context is None or context.data is None:
             raise UserError("deepcluster needs the images, not only features: run it through the harness "

@@ -7,18 +7,52 @@ first reduced with PCA (recorded in the result's ``info``).
 from __future__ import annotations
 
 import time
+from typing import Annotated, Literal
 
 import numpy as np
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import Interval, PositiveInt, Seed
 
-from .base import CLUSTERERS, ClustererBase, ClusterResult, check_features
+from .base import CLUSTERERS, ClustererBase, ClusterResult, Param, check_features
+
+
+def _tune_int(tune, key: str, default: int | None, minimum: int) -> int | None:
+    value = tune.get(key)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+        if isinstance(value, bool) or number != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UserError(f"tune {key}={value!r}: expected an integer") from None
+    if number < minimum:
+        raise UserError(f"tune {key}={number}: must be at least {minimum}")
+    return number
 
 
 @CLUSTERERS.register("hdbscan")
 class HDBSCAN(ClustererBase):
-    def __init__(self, min_cluster_size: int = 10, min_samples: int | None = None, max_dim: int | None = 50,
-                 cluster_selection_method: str = "eom", seed: int = 0):
+    tune_keys = {
+        "min_cluster_size_min": "hdbscan: smallest min_cluster_size tried (default 5)",
+        "min_cluster_size_max": "hdbscan: largest min_cluster_size tried (default max(10, N/10) capped at 500)",
+        "min_samples_max": "hdbscan: largest min_samples tried (default 50)",
+    }
+
+    @classmethod
+    def search_space(cls, n, dim, tune) -> list[Param]:
+        """It finds K itself: ``min_cluster_size`` and ``min_samples`` instead, both log-scaled."""
+        low = _tune_int(tune, "min_cluster_size_min", 5, 2)
+        high = min(_tune_int(tune, "min_cluster_size_max", None, 2) or max(10, min(500, n // 10)), n)
+        if high <= low:
+            raise UserError(f"k=auto: hdbscan min_cluster_size range {low}..{high} is empty for {n} points")
+        samples = max(2, min(_tune_int(tune, "min_samples_max", 50, 1), n - 1))
+        return [Param.integer("min_cluster_size", low, high, log=True), Param.integer("min_samples", 1, samples, log=True)]
+
+    def __init__(self, min_cluster_size: Annotated[int, Interval(2, None)] = 10, min_samples: PositiveInt | None = None,
+                 max_dim: PositiveInt | None = 50, cluster_selection_method: Literal["eom", "leaf"] = "eom",
+                 seed: Seed = 0):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.max_dim = max_dim

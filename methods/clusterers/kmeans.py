@@ -4,11 +4,13 @@ started from a cheap k-means++ seeding."""
 from __future__ import annotations
 
 import time
+from typing import Annotated, Literal
 
 import numpy as np
 
 from clusterbench.core.backends import faiss_gpu_available, import_faiss
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import Device, Interval, K, PositiveInt, Seed
 
 from .base import CLUSTERERS, ClustererBase, ClusterResult, check_features
 
@@ -149,8 +151,10 @@ def faiss_kmeans(X: np.ndarray, k: int, *, n_init: int, max_iter: int, seed: int
 class KMeans(ClustererBase):
     """k-means on every point: sampled k-means++ seeding, then Lloyd on scikit-learn or faiss."""
 
-    def __init__(self, k: int | None = None, n_init: int = 1, max_iter: int = 100, tol: float = 1e-4, seed: int = 0,
-                 init: str = "auto", backend: str = "auto", spherical: bool = False, device: str = "auto"):
+    def __init__(self, k: K = None, n_init: PositiveInt = 1, max_iter: PositiveInt = 100,
+                 tol: Annotated[float, Interval(0, None)] = 1e-4, seed: Seed = 0,
+                 init: Literal["auto", "k-means++", "random"] = "auto", backend: Literal["auto", "faiss", "sklearn"] = "auto",
+                 spherical: bool = False, device: Device = "auto"):
         self.k = k
         self.n_init = n_init
         self.max_iter = max_iter

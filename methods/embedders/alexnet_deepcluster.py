@@ -3,7 +3,7 @@
 Three sources of weights:
 
 - trained in-line on the cell's dataset (``epochs=``, ``k=`` and the other training
-  parameters): the training is cached under ``<results>/cache/deepcluster/<config>-<dataset>``
+  parameters): the training is cached under ``<results>/cache/work/deepcluster/<config>-<dataset>``
   with a checkpoint per epoch, so it happens once and an interrupted one resumes;
 - ``checkpoint=PATH`` of one of our trainings (``.../checkpoint.pt``);
 - ``checkpoint=PATH`` of the official DeepCluster AlexNet file (``{'arch', 'state_dict', ...}``,
@@ -18,27 +18,34 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from typing import Annotated
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.hashing import file_sha256
-from clusterbench.methods.deepcluster.train import DeepClusterConfig
+from clusterbench.core.params import Device, ExistingFile, Interval, PositiveInt, Precision, Seed
+from clusterbench.methods.deepcluster.config import DeepClusterConfig
 
-from .base import EMBEDDERS, Embedding
+from .base import EMBEDDERS, EmbedderBase, Embedding, EmbedRequest, EmbedStats
 
 _D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
 
 
 @EMBEDDERS.register("alexnet-deepcluster")
-class AlexNetDeepCluster:
+class AlexNetDeepCluster(EmbedderBase):
     """DeepCluster-trained AlexNet: trained in-line (epochs=, k=) or checkpoint=PATH (ours or official)."""
 
-    needs_context = True
+    # in-line training: where its checkpoints live, its per-epoch metrics and figure, the evaluation K
+    needs = frozenset({"work_dir", "log", "grid_k"})
+    has_classifier = False  # trained on pseudo-labels: no head whose classes mean anything
 
-    def __init__(self, checkpoint: str | None = None, epochs: int = _D.epochs, k: int = _D.k, backbone: str = _D.backbone,
-                 sobel: bool = _D.sobel, size: int | None = _D.size, pca_dim: int | None = _D.pca_dim, lr: float = _D.lr,
-                 batch_size: int = _D.batch_size, crop_min: float = _D.crop_min, jitter: float = _D.jitter,
-                 precision: str = _D.precision, device: str = _D.device, seed: int = _D.seed, l2: bool = True):
+    def __init__(self, checkpoint: Annotated[str, ExistingFile()] | None = None,
+                 epochs: Annotated[int, Interval(0, None)] = _D.epochs, k: Annotated[int, Interval(2, None)] = _D.k,
+                 backbone: str = _D.backbone, sobel: bool = _D.sobel, size: Annotated[int, Interval(16, None)] | None = _D.size,
+                 pca_dim: Annotated[int, Interval(2, None)] | None = _D.pca_dim,
+                 lr: Annotated[float, Interval(0, None, closed="neither")] = _D.lr, batch_size: PositiveInt = _D.batch_size,
+                 crop_min: Annotated[float, Interval(0, 1, closed="right")] = _D.crop_min,
+                 jitter: Annotated[float, Interval(0, None)] = _D.jitter, precision: Precision = _D.precision,
+                 device: Device = _D.device, seed: Seed = _D.seed, l2: bool = True):
         self.checkpoint = checkpoint
         self.epochs = epochs
         self.k = k
@@ -54,14 +61,9 @@ class AlexNetDeepCluster:
         self.device = device
         self.seed = seed
         self.l2 = l2
-        self._work_dir = None
 
     def config(self) -> DeepClusterConfig:
         return DeepClusterConfig.from_params(self)
-
-    def set_work_dir(self, path) -> None:
-        """Where in-line trainings keep their checkpoints (the runner passes ``<results>/cache``)."""
-        self._work_dir = Path(path) / "deepcluster"
 
     def _checkpoint_path(self) -> str:
         path = os.path.expanduser(str(self.checkpoint))
@@ -79,37 +81,41 @@ class AlexNetDeepCluster:
             return self._file_identity
         return f"deepcluster:{self.config().key()}"
 
-    def embed(self, data, with_logits: bool = False, context=None) -> Embedding:
-        from clusterbench.methods.deepcluster.train import evaluation_features
+    def embed(self, data, request: EmbedRequest | None = None) -> Embedding:
+        from clusterbench.methods.deepcluster.evaluate import evaluation_features
 
-        if with_logits:
+        request = request if request is not None else EmbedRequest()
+        if request.with_logits:
             raise UserError("alexnet-deepcluster has no ImageNet classifier head: k=semantic is not available")
         start = time.perf_counter()
         if self.checkpoint is not None:
-            features, info = self._from_checkpoint(data)
+            features, record = self._from_checkpoint(data)
         else:
-            features, info = self._train(data, context)
+            features, record = self._train(data, request.context)
         if self.l2:
             features = evaluation_features(features)
-        info.update({"weights": self.identity(), "n_images": len(data), "feature_dim": int(features.shape[1]),
-                     "l2": bool(self.l2), "embed_seconds_total": time.perf_counter() - start})
-        return Embedding(features.astype("float32", copy=False), info)
+        stats = EmbedStats.from_pass(record, weights=self.identity(), n_images=len(data),
+                                     feature_dim=int(features.shape[1]), l2=bool(self.l2),
+                                     embed_seconds_total=time.perf_counter() - start)
+        return Embedding(features.astype("float32", copy=False), stats)
 
     def _train(self, data, context):
+        """Train (or resume, or load) under ``context.work_dir`` (the runner's ``<results>/cache/work``,
+        shared with the ``deepcluster`` clusterer); without one, in memory only."""
         from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster
 
         config = self.config()
-        checkpoint_dir = run_dir(self._work_dir, config, data.fingerprint) if self._work_dir is not None else None
-        log_metrics = context.log_metrics if context is not None else None
-        eval_k = (context.extra or {}).get("grid_k") if context is not None else None
-        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, eval_k=eval_k)
-        if context is not None and result.history:
+        checkpoint_dir = run_dir(context.work_dir, config, data.fingerprint) if context.work_dir else None
+        result = train_deepcluster(data, config, checkpoint_dir=checkpoint_dir, log_metrics=context.log_metrics,
+                                   eval_k=context.grid_k)
+        if result.history and context.log_figure is not None:
             context.log_figure(nmi_figure(result.history, f"DeepCluster on {getattr(data, 'name', '')}, k={config.k}"),
                                "deepcluster_nmi.png")
-        info = {k: v for k, v in result.info.items() if isinstance(v, str | int | float | bool) or v is None}
-        info["checkpoint"] = result.checkpoint
-        info["model"] = f"{result.info.get('backbone')}-deepcluster"
-        return result.features, info
+        record = {k: v for k, v in result.info.items() if isinstance(v, str | int | float | bool) or v is None}
+        record["checkpoint"] = result.checkpoint
+        record["model"] = f"{result.info.get('backbone')}-deepcluster"
+        record["image_size"] = result.info.get("size")
+        return result.features, record
 
     def _from_checkpoint(self, data):
         import torch
@@ -120,7 +126,7 @@ class AlexNetDeepCluster:
             load_official_checkpoint,
             prepare_images,
         )
-        from clusterbench.methods.deepcluster.train import (
+        from clusterbench.methods.deepcluster.checkpoint import (
             is_our_checkpoint,
             model_from_checkpoint,
             read_checkpoint,
@@ -144,8 +150,7 @@ class AlexNetDeepCluster:
         net = net.to(device).to(memory_format=torch.channels_last)
         images = prepare_images(data, size)
         features, stats = compute_features(net, images, device=device, precision=precision,
-                                           batch_size=self.batch_size,
-                                           desc="alexnet-deepcluster")
-        info = {**stats, "checkpoint": path, "checkpoint_format": source, "size": size,
-                "model": f"{getattr(net, 'arch', 'alexnet')}-deepcluster", "sobel": net.sobel is not None, **trained}
-        return features, info
+                                           batch_size=self.batch_size, desc="alexnet-deepcluster")
+        record = {**stats, "checkpoint": path, "checkpoint_format": source, "image_size": size,
+                  "model": f"{getattr(net, 'arch', 'alexnet')}-deepcluster", "sobel": net.sobel is not None, **trained}
+        return features, record

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from clusterbench.core.contracts import Classes, Embedding, EmbedRequest, EmbedStats
+from clusterbench.core.contracts import Classes, Embedder, Embedding, EmbedRequest, EmbedStats
 from clusterbench.core.registry import Registry
 
-EMBEDDERS = Registry("embedder", group="clusterbench.embedders")
+EMBEDDERS = Registry("embedder", group="clusterbench.embedders", contract=Embedder)
 
 __all__ = ["EMBEDDERS", "Classes", "EmbedRequest", "EmbedStats", "Embedding", "EmbedderBase"]
 

@@ -7,13 +7,14 @@ import time
 import numpy as np
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import ImageSize
 
-from .base import EMBEDDERS, EmbedderBase, EmbedRequest, EmbedStats, Embedding
+from .base import EMBEDDERS, EmbedderBase, Embedding, EmbedRequest, EmbedStats
 
 
 @EMBEDDERS.register("pixels")
 class Pixels(EmbedderBase):
-    def __init__(self, size: int | None = None, grayscale: bool = False):
+    def __init__(self, size: ImageSize = None, grayscale: bool = False):
         self.size = size
         self.grayscale = grayscale
 

@@ -9,29 +9,39 @@ from __future__ import annotations
 import difflib
 import os
 from contextlib import contextmanager
+from typing import Annotated, Literal
 
 from clusterbench.core.errors import UserError
-from clusterbench.infer.fold_bn import fold_batchnorm
-from clusterbench.infer.inference import run_inference
+from clusterbench.core.params import BatchSize, Device, ExistingFile, ImageSize, Precision, Seed
 
 from . import weights as weightlib
-from .base import EMBEDDERS, Embedding
+from .base import EMBEDDERS, Classes
+from .torch_base import TorchEmbedder, imagenet_info_classes
 
 _HF_HOST = "huggingface.co"
 
 
 @EMBEDDERS.register("timm")
-class TimmModel:
+class TimmModel(TorchEmbedder):
+    """Any timm model; the embed() flow is :class:`~clusterbench.methods.embedders.torch_base.TorchEmbedder`'s.
+
+    Logits need a network with a head: pretrained weights (``pretrained=false`` or a file give
+    the features only, ``num_classes=0``).
+    """
+
+    has_classifier = True  # the pretrained head (ImageNet classes from its pretrained cfg)
+
     def __init__(
         self,
-        model,
-        pretrained: bool | str = True,  # or the path of a state dict file
-        size=None,
-        device="auto",
-        precision="auto",
-        batch_size="auto",
-        seed=0,
-        compile=False,
+        model: str,
+        # true (timm's weights), false / none / random (seeded init) or the path of a state dict file
+        pretrained: bool | None | Literal["imagenet", "random"] | Annotated[str, ExistingFile()] = True,
+        size: ImageSize = None,
+        device: Device = "auto",
+        precision: Precision = "auto",
+        batch_size: BatchSize = "auto",
+        seed: Seed = 0,
+        compile: bool = False,
     ):
         self.model = model
         self.pretrained = pretrained
@@ -91,34 +101,29 @@ class TimmModel:
                 if cfg.tag
                 else f"timm:{cfg.architecture}:pretrained"
             )
-        if getattr(self, "_file_identity", None) is None:
-            self._file_identity = f"file:{os.path.basename(path)}:{weightlib.file_sha256(path)}"
-        return self._file_identity
+        return self._file_identity(path)
 
-    def class_names(self) -> list[str] | None:
-        """Names of the pretrained head's classes, when it is an ImageNet head; else None."""
+    def classes(self) -> Classes | None:
+        """Names and WordNet ids of the pretrained head's classes, when it is an ImageNet head; else None."""
         if self._source()[0] != "pretrained":
             return None
-        from timm.data import ImageNetInfo, infer_imagenet_subset
+        from timm.data import infer_imagenet_subset
 
         subset = infer_imagenet_subset(self.pretrained_cfg().to_dict())
-        if subset is None:
-            return None
-        info = ImageNetInfo(subset)
-        # First synonym only ("tench, Tinca tinca" -> "tench"), like torchvision's category names.
-        return [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
+        return imagenet_info_classes(subset) if subset is not None else None
+
+    @property
+    def label(self) -> str:
+        return f"timm {self.model}"
+
+    @property
+    def model_name(self) -> str:
+        return f"timm:{self.model}"
 
     # --- model and preprocessing ---------------------------------------------------------
 
-    def build(self):
-        """The timm network with the chosen weights, in eval mode (cached)."""
-        if getattr(self, "_net", None) is None:
-            self._net = self._create().eval()
-        return self._net
-
     def _create(self):
         import timm
-        import torch
 
         cfg = self.pretrained_cfg()
         kind, path = self._source()
@@ -127,9 +132,7 @@ class TimmModel:
             kwargs["img_size"] = int(self.size)  # e.g. ViTs: timm resamples position embeddings
         if kind == "pretrained":
             return self._create_pretrained(cfg, kwargs)
-        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-            torch.manual_seed(int(self.seed))
-            net = timm.create_model(str(self.model), pretrained=False, num_classes=0, **kwargs)
+        net = self._seeded(lambda: timm.create_model(str(self.model), pretrained=False, num_classes=0, **kwargs))
         if kind == "file":
             state = _without_classifier(weightlib.load_state_dict(path), cfg.classifier)
             weightlib.apply_state_dict(net, state, f"file {path}")
@@ -154,43 +157,23 @@ class TimmModel:
         from timm.data import resolve_data_config
 
         config = resolve_data_config({}, pretrained_cfg=self.pretrained_cfg().to_dict())
-        if self.size is not None:
-            size = int(self.size)
-            if size < 1:
-                raise UserError(f"timm {self.model}: size={self.size} must be a positive number of pixels")
+        size = self._size()
+        if size is not None:
             config = {**config, "input_size": (3, size, size), "crop_pct": 1.0, "crop_mode": "center"}
         return _tensor_transform(config)
 
-    # --- embedding -----------------------------------------------------------------------
+    # --- features ------------------------------------------------------------------------
 
-    def embed(self, data, with_logits: bool = False) -> Embedding:
-        transform = self.transform()
-        identity = self.identity()
-        net = self.build()
-        folded = fold_batchnorm(net)
-        with_logits = with_logits and getattr(net, "num_classes", 0) > 0
-        result = run_inference(
-            _pooled(net, with_logits),
-            data,
-            transform,
-            device=self.device,
-            precision=self.precision,
-            batch_size=self.batch_size,
-            compile=self.compile,
-            desc=str(self.model),
-        )
-        features, logits = result.outputs if with_logits else (result.outputs[0], None)
-        info = {
-            **result.stats,
-            "weights": identity,
-            "model": f"timm:{self.model}",
-            "feature_dim": int(features.shape[1]),
-            "layer": "pre_logits",
-            "batchnorm_folded": folded,
-            "image_size": int(transform.input_size[-1]),
-            "n_images": len(data),
-        }
-        return Embedding(features.astype("float32", copy=False), info, logits)
+    def details(self) -> dict:
+        return {"layer": "pre_logits"}
+
+    def _check_head(self, net) -> None:
+        if getattr(net, "num_classes", 0) <= 0:
+            raise UserError(f"timm {self.model}: this network has no classifier head (num_classes=0) to give logits "
+                            "with; k=semantic needs pretrained=true")
+
+    def _forward(self, net, with_logits: bool):
+        return _pooled(net, with_logits), lambda: None
 
 
 def _pooled(net, with_logits: bool):

@@ -8,35 +8,44 @@ transform that ships with the model's default torchvision weights.
 from __future__ import annotations
 
 import os
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from clusterbench.core.errors import UserError
-from clusterbench.infer.fold_bn import fold_batchnorm
-from clusterbench.infer.inference import run_inference
+from clusterbench.core.params import BatchSize, Device, ExistingFile, ImageSize, Precision, Seed
 
 from . import weights as weightlib
-from .base import EMBEDDERS, Embedding
+from .base import EMBEDDERS, Classes
+from .torch_base import TorchEmbedder, imagenet_classes, tap
 
 _RANDOM = (None, False, "none", "random")
 _IMAGENET = ("imagenet", "default", True)
 
 
-class TorchvisionCNN:
-    """Shared implementation; subclasses set ``arch`` and ``head`` (the classifier module)."""
+class TorchvisionCNN(TorchEmbedder):
+    """Shared implementation; subclasses set ``arch`` and ``head`` (the classifier module).
 
+    The embed() flow is :class:`~clusterbench.methods.embedders.torch_base.TorchEmbedder`'s;
+    here: the weights (torchvision enum, seeded random init or a state dict file), the
+    weights' own transform, and the ImageNet-1k classes of the head.
+    """
+
+    has_classifier = True  # an ImageNet head (with its weights): k=semantic
     arch: str = ""
     head: str = ""
 
     def __init__(
         self,
-        weights="imagenet",
-        layer=None,
-        size=None,
-        device="auto",
-        precision="auto",
-        batch_size="auto",
-        seed=0,
-        compile=False,
+        # imagenet / default / true, none / random / false, a weights enum name (IMAGENET1K_V2) or a state dict file
+        weights: Literal["imagenet", "default", "none", "random"] | bool | None
+        | Annotated[str, ExistingFile(only_path_like=True)] = "imagenet",
+        layer: str | None = None,
+        size: ImageSize = None,
+        device: Device = "auto",
+        precision: Precision = "auto",
+        batch_size: BatchSize = "auto",
+        seed: Seed = 0,
+        compile: bool = False,
     ):
         self.weights = weights
         self.layer = layer
@@ -85,15 +94,17 @@ class TorchvisionCNN:
             return f"random:seed={self.seed}"
         if kind == "torchvision":
             return str(value)
-        if getattr(self, "_file_identity", None) is None:
-            self._file_identity = f"file:{os.path.basename(value)}:{weightlib.file_sha256(value)}"
-        return self._file_identity
+        return self._file_identity(value)
 
-    def class_names(self) -> list[str]:
-        """The 1000 ImageNet category names, in logit order."""
+    def classes(self) -> Classes:
+        """The 1000 ImageNet categories in logit order, with their WordNet ids."""
         kind, value = self._source()
         member = value if kind == "torchvision" else self._weights_enum().DEFAULT
-        return list(member.meta["categories"])
+        return imagenet_classes(member.meta["categories"])
+
+    @property
+    def label(self) -> str:
+        return self.arch
 
     # --- model and preprocessing ---------------------------------------------------------
 
@@ -101,21 +112,10 @@ class TorchvisionCNN:
         """The default weights' own preprocessing (uint8 CHW tensor in, normalised float out)."""
         kind, value = self._source()
         member = value if kind == "torchvision" else self._weights_enum().DEFAULT
-        if self.size is None:
-            return member.transforms()
-        size = int(self.size)
-        if size < 1:
-            raise UserError(f"{self.arch}: size={self.size} must be a positive number of pixels")
-        return member.transforms(crop_size=size, resize_size=size)
-
-    def build(self):
-        """The classification network with the chosen weights, in eval mode (cached)."""
-        if getattr(self, "_model", None) is None:
-            self._model = self._create().eval()
-        return self._model
+        size = self._size()
+        return member.transforms() if size is None else member.transforms(crop_size=size, resize_size=size)
 
     def _create(self):
-        import torch
         from torchvision.models import get_model
 
         kind, value = self._source()
@@ -125,52 +125,18 @@ class TorchvisionCNN:
                 return get_model(self.arch, weights=value)
             except OSError as exc:
                 raise UserError(f"{self.arch}: downloading {value} failed: {exc}") from None
-        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-            torch.manual_seed(int(self.seed))
-            model = get_model(self.arch, weights=None)
+        model = self._seeded(lambda: get_model(self.arch, weights=None))
         if kind == "file":
             weightlib.apply_state_dict(model, weightlib.load_state_dict(value), f"file {value}")
         return model
 
-    # --- embedding -----------------------------------------------------------------------
+    # --- features ------------------------------------------------------------------------
 
-    def embed(self, data, with_logits: bool = False) -> Embedding:
-        transform = self.transform()
-        identity = self.identity()
-        model = self.build()
-        folded = fold_batchnorm(model)
-        tapped, hook = _tap(model, self._tapped_module(model), self.layer is None, with_logits)
-        try:
-            result = run_inference(
-                tapped,
-                data,
-                transform,
-                device=self.device,
-                precision=self.precision,
-                batch_size=self.batch_size,
-                compile=self.compile,
-                desc=self.arch,
-            )
-        except RuntimeError as exc:
-            if "too small" in str(exc):
-                raise UserError(
-                    f"{self.arch}: images of {_crop(transform)} px are too small for this network; use a larger size"
-                ) from None
-            raise
-        finally:
-            hook.remove()
-        features, logits = result.outputs if with_logits else (result.outputs[0], None)
-        info = {
-            **result.stats,
-            "weights": identity,
-            "model": self.arch,
-            "feature_dim": int(features.shape[1]),
-            "layer": self.layer or f"{self.head}:input",
-            "batchnorm_folded": folded,
-            "image_size": _crop(transform),
-            "n_images": len(data),
-        }
-        return Embedding(features.astype("float32", copy=False), info, logits)
+    def details(self) -> dict:
+        return {"layer": self.layer or f"{self.head}:input"}
+
+    def _forward(self, model, with_logits: bool):
+        return tap(model, self._tapped_module(model), self.layer is None, with_logits)
 
     def _tapped_module(self, model):
         if self.layer is None:
@@ -182,10 +148,6 @@ class TorchvisionCNN:
             raise UserError(
                 f"{self.arch}: unknown layer {self.layer!r}; top-level layers: {names} (nested: e.g. layer3.0)"
             ) from None
-
-
-def _crop(transform) -> int:
-    return int(transform.crop_size[0])
 
 
 def _require_download_possible(arch: str, member) -> None:
@@ -201,46 +163,6 @@ def _require_download_possible(arch: str, member) -> None:
         f"{arch}: {member} weights are not cached at {cached} and {url.hostname} is unreachable; "
         f"give weights=PATH (a state dict file) or copy {filename} to that path"
     )
-
-
-def _tap(model, module, take_input: bool, with_logits: bool):
-    """Wrap ``model`` so one forward pass returns features (and logits); also returns the hook handle.
-
-    A hook on ``module`` keeps either its input (the pooled penultimate activations feeding
-    the classifier) or its output (a chosen layer, globally average-pooled when spatial).
-    """
-    import torch
-
-    seen: dict = {}
-
-    class Tapped(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            logits = self.model(x)
-            features = _pool(seen.pop("x"))
-            return (features, logits) if with_logits else features
-
-    def keep_input(_module, args):
-        seen["x"] = args[0]
-
-    def keep_output(_module, _args, output):
-        seen["x"] = output
-
-    handle = (
-        module.register_forward_pre_hook(keep_input)
-        if take_input
-        else module.register_forward_hook(keep_output)
-    )
-    return Tapped(), handle
-
-
-def _pool(x):
-    if x.ndim == 4:
-        return x.mean(dim=(2, 3))
-    return x.flatten(1) if x.ndim > 2 else x
 
 
 @EMBEDDERS.register("resnet152")

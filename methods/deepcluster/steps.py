@@ -1,0 +1,148 @@
+"""The steps of one DeepCluster epoch: features, PCA-whitening + L2, k-means, and a training pass
+on the pseudo-labels."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from clusterbench.core.errors import UserError
+
+from .config import DeepClusterConfig
+from .images import Normalize, TensorImages, _norm_stats, augment
+
+
+class _Embed:
+    """Wraps a DeepClusterNet so a plain ``forward`` returns the clustered representation."""
+
+    def __new__(cls, net):
+        import torch.nn as nn
+
+        class Embed(nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x):
+                return self.inner.embed(x)
+
+        return Embed(net)
+
+
+def compute_features(net, images, *, device: str, precision: str, batch_size: int, progress: bool = True,
+                     desc: str = "deepcluster features"):
+    """Penultimate features of every image (eval mode, no augmentation): the shared forward path."""
+    from clusterbench.infer.inference import run_inference
+
+    result = run_inference(_Embed(net), TensorImages(images), Normalize(images.shape[1]), device=device,
+                           precision=precision, batch_size=batch_size, rgb=False, progress=progress, desc=desc)
+    (features,) = result.outputs
+    return np.ascontiguousarray(features, dtype=np.float32), result.stats
+
+
+def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
+    """PCA to ``pca_dim`` whitened with eigen power -0.5 (each component divided by its standard
+    deviation, eigenvalues floored at 1e-6 of the largest), then L2-normalised rows, as the
+    reference does: the harness's :class:`~clusterbench.scoring.reduce.Reducer`, the one
+    implementation. Non-finite values become 0; the dimension is capped at min(D, N - 1)."""
+    from clusterbench.scoring.reduce import Reducer
+
+    features = np.ascontiguousarray(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
+    dim = max(1, min(pca_dim, features.shape[1], features.shape[0] - 1))
+    return np.ascontiguousarray(Reducer(pca=dim, whiten=True, l2=True).fit_transform(features), dtype=np.float32)
+
+
+def cluster(reduced: np.ndarray, k: int, seed: int, niter: int = 20):
+    """faiss k-means on every point (no subsampling); returns (labels, objective)."""
+    from clusterbench.methods.clusterers.kmeans import faiss_gpu_available, faiss_kmeans
+
+    if k > len(reduced):
+        raise UserError(f"deepcluster: k={k} exceeds the number of images ({len(reduced)})")
+    labels, _, objective = faiss_kmeans(reduced, k, n_init=1, max_iter=niter, seed=int(seed) % 2**31,
+                                        init="random", spherical=False, use_gpu=faiss_gpu_available())
+    return labels, objective
+
+
+def uniform_cluster_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indices drawn uniformly over the non-empty clusters (the reference's UnifLabelSampler)."""
+    order = np.argsort(labels, kind="stable")
+    _, starts = np.unique(labels[order], return_index=True)
+    members = np.split(order, starts[1:])
+    per = n // len(members) + 1
+    picks = [rng.choice(m, per, replace=len(m) <= per) for m in members]
+    out = np.concatenate(picks)
+    rng.shuffle(out)
+    return out[:n]
+
+
+def cluster_stats(labels: np.ndarray, k: int) -> dict:
+    counts = np.bincount(labels, minlength=k)
+    nonempty = counts[counts > 0]
+    return {"clusters_empty": int((counts == 0).sum()), "clusters_nonempty": int(len(nonempty)),
+            "cluster_largest": int(nonempty.max()), "cluster_smallest": int(nonempty.min())}
+
+
+def nmi(a: np.ndarray, b: np.ndarray) -> float:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return float(normalized_mutual_info_score(a, b))  # arithmetic mean, the harness's convention
+
+
+def resolve_train_precision(precision: str, device: str) -> str:
+    from clusterbench.infer.inference import resolve_precision
+
+    p = resolve_precision(precision, device)
+    return "fp32" if p == "fp16" else p  # fp16 training would need a grad scaler: not worth it here
+
+
+def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfig, *, device: str, precision: str,
+                epoch_seed: int, progress: bool):
+    """One pass of |D| samples drawn uniformly over clusters; returns (mean loss, images/s)."""
+    import torch
+    import torch.nn as nn
+
+    from clusterbench.run.progress import progress_bar
+
+    rng = np.random.default_rng(epoch_seed)
+    gen = torch.Generator().manual_seed(epoch_seed)
+    order = torch.from_numpy(uniform_cluster_sample(labels, len(labels), rng))
+    targets_all = torch.from_numpy(labels.astype(np.int64))
+
+    top = nn.Linear(net.feature_dim, k)
+    with torch.no_grad():
+        top.weight.normal_(0, 0.01, generator=gen)
+        top.bias.zero_()
+    net.top_layer = top.to(device)
+    top_opt = torch.optim.SGD(net.top_layer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    mean, std = (t.to(device) for t in _norm_stats(images.shape[1]))
+    on_cuda = device.startswith("cuda")
+    autocast = torch.autocast(device_type="cuda" if on_cuda else "cpu", dtype=torch.bfloat16,
+                              enabled=precision == "bf16")
+    criterion = nn.CrossEntropyLoss()
+    net.train()
+    total, count = 0.0, 0
+    start = time.perf_counter()
+    batches = range(0, len(order), config.batch_size)
+    for s in progress_bar(batches, "deepcluster train", enabled=progress):
+        idx = order[s:s + config.batch_size]
+        if len(idx) < 2:  # BatchNorm needs two samples
+            continue
+        x = images[idx].to(device, non_blocking=True).float().div_(255.0)
+        x = augment(x, config.crop_min, config.flip, gen, config.jitter)
+        x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        y = targets_all[idx].to(device, non_blocking=True)
+        with autocast:
+            loss = criterion(net(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        top_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        top_opt.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+    if on_cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    net.top_layer = None
+    return total / max(count, 1), count / max(seconds, 1e-9)
