@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="PATH", help="write a machine-readable summary of every cell")
     run.add_argument("--force", action="store_true", help="recompute cells, embeddings and studies already done")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--explain", type=int, default=0, metavar="N", help="put a Grad-CAM panel of N images into "
+                     "each cell's MLflow run (explain/; embedders with a classifier head)")
 
     lst = sub.add_parser("list", help="list datasets, embedders, clusterers with their parameters")
     lst.add_argument("what", nargs="?", choices=["datasets", "embedders", "clusterers"])
@@ -64,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure this machine's speed figures (ours vs the plain references)")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+
+    ex = sub.add_parser("explain", help="what a classifier embedder looks at: Grad-CAM and guided backprop of N images")
+    ex.add_argument("dataset", help="dataset spec")
+    ex.add_argument("-e", "--embedder", required=True, metavar="SPEC", help="embedder spec with a classifier head")
+    ex.add_argument("--n", type=int, default=8, help="images to explain, stratified over labels (default 8)")
+    ex.add_argument("--topk", type=int, default=5, help="classes listed per image (default 5)")
+    ex.add_argument("--method", default="gradcam", help="gradcam (default) or gradcam++")
+    ex.add_argument("--out", help="output directory (default RESULTS/explain/<dataset>-<embedder>/)")
+    ex.add_argument("--json", metavar="PATH", help="also write a summary: top-k and the CAM peak per image")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the image sample")
 
     ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
     ui.add_argument("--results", help="results directory")
@@ -110,9 +122,11 @@ def cmd_run(args) -> int:
     validate_suite(suite, validate_tune=validate_tune)
     if args.json:
         _check_writable(Path(args.json))
+    if args.explain < 0:
+        raise UserError(f"--explain {args.explain}: give a number of images (0: none)")
 
     runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
-                    optuna_storage=args.optuna_storage)
+                    optuna_storage=args.optuna_storage, explain=args.explain)
     results = runner.run(suite)
     print_table(results)
     if args.json:
@@ -186,7 +200,14 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "bench": cmd_bench}
+def cmd_explain(args) -> int:
+    from clusterbench.explain.command import run_command
+
+    return run_command(args)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "bench": cmd_bench,
+            "explain": cmd_explain}
 
 
 _python_format_warning = warnings.formatwarning

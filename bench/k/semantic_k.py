@@ -33,6 +33,7 @@ SEMANTIC_KEYS = {
     "threshold": "distance at which the label dendrogram is cut (default 0.5)",
     "metric": "distance between label vectors: cosine (default) or euclidean (on unit vectors)",
     "oov": "labels without a word vector: singleton (default, one group each) or drop",
+    "similarity": "with vectors=wordnet: wup (default), path or lin, between the predicted synsets",
 }
 LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 EUCLIDEAN_ONLY = ("centroid", "median", "ward")
@@ -61,6 +62,16 @@ def parse_semantic(tune: dict | None) -> dict:
         raise UserError(f"tune threshold={tune.get('threshold')!r}: expected a distance >= 0")
     if cfg["vectors"] is not None:
         cfg["vectors"] = str(cfg["vectors"])
+    cfg["similarity"] = str(tune.get("similarity", "wup")).lower()
+    if cfg["vectors"] == "wordnet":
+        from clusterbench.k.wordnet import SIMILARITIES
+
+        if cfg["similarity"] not in SIMILARITIES:
+            raise UserError(f"tune similarity={cfg['similarity']!r}: expected one of {', '.join(SIMILARITIES)}")
+        if cfg["linkage"] in EUCLIDEAN_ONLY:
+            raise UserError(f"tune linkage={cfg['linkage']}: needs vectors in a euclidean space; with vectors=wordnet "
+                            "use single, complete, average or weighted")
+        cfg["metric"] = f"1 - {cfg['similarity']} similarity"
     return cfg
 
 
@@ -70,8 +81,13 @@ def check_semantic_cell(cell, embedders) -> None:
         raise UserError(f"{NEEDS_HEAD}; {cell.embedder.name!r} has none")
     cfg = parse_semantic(cell.tune)
     if cfg["vectors"] is None:
-        raise UserError("k=semantic needs word vectors: --tune vectors=PATH (word2vec/GloVe/gensim KeyedVectors file) "
-                        "or vectors=NAME (a gensim-data name, online only)")
+        raise UserError("k=semantic needs word vectors: --tune vectors=PATH (word2vec/GloVe/gensim KeyedVectors file), "
+                        "vectors=wordnet (WordNet 3.0, offline) or vectors=NAME (a gensim-data name, online only)")
+    if cfg["vectors"] == "wordnet":
+        from clusterbench.k.wordnet import wordnet_source
+
+        wordnet_source()  # missing WordNet data: one line saying how to get it, before anything runs
+        return
     path = Path(cfg["vectors"]).expanduser()
     if ("/" in cfg["vectors"] or path.suffix) and not path.exists():
         raise UserError(f"k=semantic: vectors={cfg['vectors']}: no such file")
@@ -194,7 +210,10 @@ def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=Non
     predicted = logits.argmax(axis=1)
     histogram = Counter(names[i] for i in predicted)
     labels = sorted(histogram, key=lambda n: (-histogram[n], n))
-    found, how, oov, groups, Z = _vector_groups(labels, cfg)
+    if cfg["vectors"] == "wordnet":
+        found, how, oov, groups, Z = _wordnet_groups(labels, classes, cfg, results_dir)
+    else:
+        found, how, oov, groups, Z = _vector_groups(labels, cfg)
     n_groups = int(len(np.unique(groups)))
     k = n_groups + (len(oov) if cfg["oov"] == "singleton" else 0)
     if k < 2:
@@ -213,6 +232,10 @@ def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=Non
         "semantic.metric": cfg["metric"], "semantic.threshold": cfg["threshold"],
         "semantic.vectors": os.path.basename(cfg["vectors"]) if os.path.sep in cfg["vectors"] else cfg["vectors"],
     }
+    if cfg["vectors"] == "wordnet":
+        params["semantic.similarity"] = cfg["similarity"]
+        if cfg["similarity"] == "lin":
+            params["semantic.information_content"] = "intrinsic (descendants + 1; no sense-tagged corpus offline)"
     if tracker is not None and run_id is not None:
         tracker.log_json(run_id, "semantic/label_histogram.json", {label: int(histogram[label]) for label in labels})
         tracker.log_json(run_id, "semantic/labels.json", {"how_embedded": how, "oov": oov, "groups": grouped, "k": k,
@@ -238,6 +261,29 @@ def _vector_groups(labels: list[str], cfg: dict):
     vectors = np.array([v for _, v in found]) if found else np.zeros((0, 1))
     groups, Z = group_labels(vectors, cfg["linkage"], cfg["metric"], cfg["threshold"])
     return found, how, oov, groups, Z
+
+
+def _wordnet_groups(labels: list[str], classes, cfg: dict, results_dir):
+    """Each label's WordNet synset (from its wnid), grouped by the cut of the dendrogram over
+    ``1 - similarity`` between synsets."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    from clusterbench.k.wordnet import distance_matrix, synsets_of, wordnet_reader
+
+    if not classes.wnids:
+        raise UserError("k=semantic with vectors=wordnet needs the WordNet ids of the classifier's classes, "
+                        "and this embedder's head does not give them")
+    wnid = dict(zip(classes.names, classes.wnids, strict=True))
+    reader = wordnet_reader(Path(results_dir or "results") / "cache")
+    synsets = synsets_of(reader, [wnid[label] for label in labels])
+    found = [(label, None) for label in labels]
+    how = {label: f"wordnet:{s.name()}" for label, s in zip(labels, synsets, strict=True)}
+    if len(labels) < 2:
+        return found, how, [], np.ones(len(labels), dtype=int), None
+    D = distance_matrix(reader, synsets, cfg["similarity"])
+    Z = linkage(squareform(D, checks=False), method=cfg["linkage"])
+    return found, how, [], fcluster(Z, t=cfg["threshold"], criterion="distance"), Z
 
 
 def _histogram_figure(labels, histogram, top: int = 40):

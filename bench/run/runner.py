@@ -73,8 +73,9 @@ def validate_cells(cells: list[Cell]) -> None:
 
 class Runner:
     def __init__(self, results_dir: str | Path = "results", tracking_uri: str | None = None, force: bool = False,
-                 progress: bool = True, log=None, optuna_storage: str | None = None):
+                 progress: bool = True, log=None, optuna_storage: str | None = None, explain: int = 0):
         self.results_dir = Path(results_dir).resolve()
+        self.explain = int(explain)  # run --explain N: a Grad-CAM panel of N images in each cell's run
         self.tracking_uri = tracking_uri
         self.force = force
         self.progress = progress
@@ -272,6 +273,33 @@ class Runner:
         columns = [np.arange(len(labels)), labels] + ([data.labels] if data.labels is not None else [])
         header = "index,cluster" + (",label" if data.labels is not None else "")
         tracker.log_array_csv(run_id, "assignments.csv", header, columns)
+        if self.explain > 0:
+            self._explain(cell, data, tracker, run_id)
+
+    def _explain(self, cell: Cell, data, tracker: Tracker, run_id: str) -> None:
+        """``run --explain N``: the explain panel (grid PNG, index.html, JSON) as artifacts under
+        ``explain/``; an embedder without a classifier head gets a note instead. A failure here
+        is logged and tagged, and does not undo the cell's scores."""
+        import tempfile
+
+        from clusterbench.explain import check_explainable, explain_artifacts
+
+        _, embedders, _ = registries()
+        try:
+            check_explainable(embedders, cell.embedder)
+        except UserError as exc:
+            tracker.log_text(run_id, "explain/skipped.txt", f"{exc}\n")
+            return
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                files = explain_artifacts(embedders.create(cell.embedder), data, self.explain, Path(tmp),
+                                          seed=cell.seed, title=f"{cell.embedder} on {cell.dataset}")
+                for path in files:
+                    tracker.log_file(run_id, path, "explain")
+        except Exception as exc:  # noqa: BLE001 - the cell's scores stand; the panel is extra
+            reason = one_line_reason(exc)
+            tracker.set_tags(run_id, {"clusterbench.explain_error": reason})
+            self.log(f"explain {cell.key}: failed: {reason}")
 
     # -- shared stages (computed once, reused across cells) ---------------------------------------
     def _dataset(self, cell: Cell):

@@ -40,6 +40,7 @@ class TorchEmbedder(EmbedderBase):
 
     has_classifier: ClassVar[bool] = True
     head: ClassVar[str] = ""  # the classifier submodule whose input is the feature vector
+    cam_layer: ClassVar[str] = ""  # the submodule Grad-CAM explains (``explain``); "": the last Conv2d
 
     device: str
     precision: str
@@ -81,6 +82,17 @@ class TorchEmbedder(EmbedderBase):
     def _forward(self, model, with_logits: bool):
         """(module whose forward returns features, or (features, logits); a cleanup callable)."""
         return tap(model, model.get_submodule(self.head), take_input=True, with_logits=with_logits)
+
+    def cam_target(self, model):
+        """The module whose activations Grad-CAM weighs: ``cam_layer``, else the last Conv2d."""
+        import torch
+
+        if self.cam_layer:
+            return model.get_submodule(self.cam_layer)
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        if not convs:
+            raise UserError(f"{self.label}: no convolution to explain with Grad-CAM")
+        return convs[-1]
 
     # --- shared helpers ---------------------------------------------------------------------
 

@@ -170,6 +170,7 @@ class ResNet152(TorchvisionCNN):
     """ResNet-152 (torchvision), 2048-d pooled features."""
 
     arch, head = "resnet152", "fc"
+    cam_layer = "layer4"
 
 
 @EMBEDDERS.register("densenet121")
@@ -177,6 +178,7 @@ class DenseNet121(TorchvisionCNN):
     """DenseNet-121 (torchvision), 1024-d pooled features."""
 
     arch, head = "densenet121", "classifier"
+    cam_layer = "features"
 
 
 @EMBEDDERS.register("densenet161")
@@ -184,6 +186,7 @@ class DenseNet161(TorchvisionCNN):
     """DenseNet-161 (torchvision), 2208-d pooled features."""
 
     arch, head = "densenet161", "classifier"
+    cam_layer = "features"
 
 
 @EMBEDDERS.register("densenet201")
@@ -191,6 +194,7 @@ class DenseNet201(TorchvisionCNN):
     """DenseNet-201 (torchvision), 1920-d pooled features."""
 
     arch, head = "densenet201", "classifier"
+    cam_layer = "features"
 
 
 @EMBEDDERS.register("alexnet")
@@ -199,3 +203,4 @@ class AlexNet(TorchvisionCNN):
 
     # classifier.6 is the last Linear: its input is fc7 after ReLU (4096-d).
     arch, head = "alexnet", "classifier.6"
+    cam_layer = "features"
