@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="output directory (default RESULTS/explain/<dataset>-<embedder>/)")
     ex.add_argument("--json", metavar="PATH", help="also write a summary: top-k and the CAM peak per image")
     ex.add_argument("--seed", type=int, default=0, help="seed of the image sample")
+    ex.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
 
     ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
     ui.add_argument("--results", help="results directory")

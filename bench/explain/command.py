@@ -137,7 +137,7 @@ def explain_artifacts(embedder, data, n: int, out: Path, *, seed: int = 0, title
 
 def run_command(args) -> int:
     """The CLI's ``explain``: arguments as parsed by :mod:`clusterbench.cli`."""
-    results = Path(os.environ.get("CLUSTERBENCH_RESULTS", "results")).expanduser().resolve()
+    results = Path(args.results or os.environ.get("CLUSTERBENCH_RESULTS", "results")).expanduser().resolve()
     explain(args.dataset, args.embedder, n=args.n, topk=args.topk, method=args.method, out=args.out,
             json_path=args.json, seed=args.seed, results_dir=results)
     return 0
