@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-d", "--dataset", action="append", default=[], metavar="SPEC", help="dataset spec, repeatable")
     run.add_argument("-e", "--embedder", action="append", default=[], metavar="SPEC", help="embedder spec, repeatable")
     run.add_argument("-c", "--clusterer", action="append", default=[], metavar="SPEC", help="clusterer spec, repeatable")
-    run.add_argument("--k", help="K for every cell: an integer, 'auto' (Optuna) or 'semantic'")
+    run.add_argument("--k", action="append", help="K: an integer, 'auto' (= auto:silhouette, Optuna), 'auto:NAME' "
+                     "(a k estimator: gap, prediction-strength, stability, ...) or 'semantic'; repeatable, a cell each")
     run.add_argument("--seed", type=int, action="append", help="seed (repeatable; overrides the suite's seeds)")
     run.add_argument("--reduce", help="reducer before clustering, e.g. pca=256,whiten=true,l2=true")
     run.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
@@ -52,17 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--explain", type=int, default=0, metavar="N", help="put a Grad-CAM panel of N images into "
                      "each cell's MLflow run (explain/; embedders with a classifier head)")
+    run.add_argument("--pictures", metavar="true|false", help="gallery, contingency matrix, 2-D map and sizes in each "
+                     "cell's run, report.html in the suite's (default: the suite's 'pictures', else true)")
 
     lst = sub.add_parser("list", help="list datasets, embedders, clusterers with their parameters")
-    lst.add_argument("what", nargs="?", choices=["datasets", "embedders", "clusterers"])
+    lst.add_argument("what", nargs="?", choices=["datasets", "embedders", "clusterers", "k-estimators"])
     lst.add_argument("pattern", nargs="?", default="*", help="glob on names")
 
-    rep = sub.add_parser("report", help="print a Markdown leaderboard from the MLflow store")
-    rep.add_argument("--suite", help="only this suite's experiment")
+    rep = sub.add_parser("report", help="compare across seeds and datasets: Markdown on stdout, optionally a "
+                         "self-contained HTML page")
+    rep.add_argument("--experiment", "--suite", dest="experiment", metavar="NAME",
+                     help="only this experiment (clusterbench/NAME or the suite name NAME)")
     rep.add_argument("--results", help="results directory")
     rep.add_argument("--tracking-uri")
-    rep.add_argument("--sort", default="nmi", help="metric to sort by (default nmi)")
-    rep.add_argument("--output", "-o", help="also write the Markdown to this file")
+    rep.add_argument("--sort", default="nmi", help="metric to sort and rank by (default nmi)")
+    rep.add_argument("--markdown", "--output", "-o", dest="markdown", metavar="PATH", help="also write the Markdown here")
+    rep.add_argument("--html", metavar="PATH", help="write the HTML report (mean ± std, ranks, pictures; opens offline)")
+    rep.add_argument("--ui-url", help="base URL of the MLflow UI the run links point to (default: the tracking "
+                     "server, or http://127.0.0.1:5000 as 'clusterbench ui' serves a local store)")
 
     bench = sub.add_parser("bench", help="measure this machine's speed figures (ours vs the plain references)")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
@@ -107,7 +115,7 @@ def cmd_run(args) -> int:
         from clusterbench.core.suite import default_suite_path
 
         suite = load_suite(args.suite or default_suite_path())
-    if args.k is not None:
+    if args.k:
         suite.k = parse_k(args.k)
     if args.seed:
         suite.seeds = list(dict.fromkeys(args.seed))
@@ -125,9 +133,10 @@ def cmd_run(args) -> int:
         _check_writable(Path(args.json))
     if args.explain < 0:
         raise UserError(f"--explain {args.explain}: give a number of images (0: none)")
+    pictures = _flag("--pictures", args.pictures)
 
     runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
-                    optuna_storage=args.optuna_storage, explain=args.explain)
+                    optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures)
     results = runner.run(suite)
     print_table(results)
     if args.json:
@@ -137,16 +146,28 @@ def cmd_run(args) -> int:
     return EXIT_CELL_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, flag: str = "--json") -> None:
     parent = path.expanduser().resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UserError(f"--json {path}: directory {parent} does not exist or is not writable")
+        raise UserError(f"{flag} {path}: directory {parent} does not exist or is not writable")
+
+
+def _flag(name: str, value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.strip().lower() in ("true", "yes", "1", "on"):
+        return True
+    if value.strip().lower() in ("false", "no", "0", "off"):
+        return False
+    raise UserError(f"{name} {value}: expected true or false")
 
 
 def cmd_list(args) -> int:
     from clusterbench.core.catalog import registries
+    from clusterbench.k.estimators import K_ESTIMATORS
 
     kinds = dict(zip(("datasets", "embedders", "clusterers"), registries(), strict=True))
+    kinds["k-estimators"] = K_ESTIMATORS  # --k auto:NAME
     for kind, registry in kinds.items():
         if args.what and kind != args.what:
             continue
@@ -165,17 +186,22 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from clusterbench.track.report import leaderboard
+    from clusterbench.track.report import report
     from clusterbench.track.tracking import default_tracking_uri
 
+    for flag, path in (("--html", args.html), ("--markdown", args.markdown)):
+        if path:
+            _check_writable(Path(path), flag)
     uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
-    text = leaderboard(uri, suite=args.suite, sort=args.sort)
+    text = report(uri, experiment=args.experiment, sort=args.sort, html_path=args.html, ui_url=args.ui_url)
     print(text)
-    if args.output:
+    if args.markdown:
         from clusterbench.run.atomic import atomic_file
 
-        with atomic_file(args.output, "w") as f:
+        with atomic_file(args.markdown, "w") as f:
             f.write(text + "\n")
+    if args.html:
+        print(f"HTML report: {Path(args.html).resolve()}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -21,6 +21,9 @@ class ImageData:
 
     ``labels`` are integer class ids (or None when unlabeled); ``fingerprint`` identifies the
     exact content read plus the selection (split/limit/seed), so caches can key on it.
+    ``items`` is optional per-item metadata: column name -> one value per image (a frame's
+    video and timestamp, ...). The column :data:`~clusterbench.core.contracts.GROUP_COLUMN`
+    names the group an item was cut from; clusters are then also scored against the groups.
     """
 
     images: np.ndarray | list
@@ -29,6 +32,7 @@ class ImageData:
     fingerprint: str
     name: str = ""
     info: dict = field(default_factory=dict)
+    items: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -80,13 +84,17 @@ def select_subset(n: int, labels: np.ndarray | None, limit: int | None, seed: in
     return np.sort(idx)
 
 
-def finish(name: str, images, labels, class_names, source_hash: str, limit, seed, **selection) -> ImageData:
-    """Apply ``limit``/``seed`` and build the fingerprint from content + selection."""
+def finish(name: str, images, labels, class_names, source_hash: str, limit, seed, items: dict | None = None,
+           **selection) -> ImageData:
+    """Apply ``limit``/``seed`` (to the per-item metadata ``items`` too) and build the
+    fingerprint from content + selection."""
     labels = None if labels is None else np.asarray(labels, dtype=np.int64)
     idx = select_subset(len(images), labels, limit, seed)
     images = [images[i] for i in idx] if isinstance(images, list) else images[idx]  # arrays and lazy sequences
     if labels is not None:
         labels = labels[idx]
+    items = {key: np.asarray(column)[idx] for key, column in (items or {}).items()}
     sel = ",".join(f"{k}={v}" for k, v in sorted(selection.items()))
     fingerprint = content_hash(name, source_hash, sel, f"limit={limit}", f"seed={seed}" if limit else "")
-    return ImageData(images, labels, class_names, fingerprint, name=name, info={"n": len(images), **selection})
+    return ImageData(images, labels, class_names, fingerprint, name=name, info={"n": len(images), **selection},
+                     items=items)

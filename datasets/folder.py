@@ -23,32 +23,33 @@ from .base import DATASETS, finish, select_subset
 from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, is_image_file
 
 
-def list_images(directory: str) -> list[str]:
-    """Image files under ``directory`` (recursive, hidden entries skipped), sorted."""
+def list_images(directory: str, accept=is_image_file) -> list[str]:
+    """Image files (``accept(name)``) under ``directory`` (recursive, hidden entries skipped), sorted."""
     found = []
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(
-            os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith(".") and is_image_file(f)
+            os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith(".") and accept(f)
         )
     return found
 
 
-def scan(root: str) -> tuple[list[str], list[int] | None, list[str] | None]:
-    """(files, class ids, class names) for ``root``; ids and names are None when unlabelled."""
+def scan(root: str, accept=is_image_file, noun: str = "image") -> tuple[list[str], list[int] | None, list[str] | None]:
+    """(files, class ids, class names) for ``root``; ids and names are None when unlabelled.
+    ``accept(name)`` says which files count (images by default; ``noun`` names them in warnings)."""
     subdirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    classes = {name: list_images(os.path.join(root, name)) for name in subdirs}
+    classes = {name: list_images(os.path.join(root, name), accept) for name in subdirs}
     classes = {name: files for name, files in classes.items() if files}
     top = [
         os.path.join(root, e.name)
         for e in sorted(os.scandir(root), key=lambda e: e.name)
-        if e.is_file() and not e.name.startswith(".") and is_image_file(e.name)
+        if e.is_file() and not e.name.startswith(".") and accept(e.name)
     ]
     if not classes:
         return top, None, None
     if top:
         warnings.warn(
-            f"{root}: ignoring {len(top)} image(s) directly in the folder because it has class sub-folders",
+            f"{root}: ignoring {len(top)} {noun}(s) directly in the folder because it has class sub-folders",
             DataWarning,
             stacklevel=3,
         )
@@ -119,29 +120,34 @@ class Folder:
         return data
 
     def _read(self, root: str, files: list[str]):
-        """Decode every file, keeping the images while they fit in ``keep_decoded_mb``; past
-        that, ``images`` is None and the rest are only checked. The hash covers each relative
-        path and its bytes, readable or not."""
-        digest = hashlib.sha256()
-        images, kept, skipped, held = [], [], [], 0
-        for i, path in enumerate(files):
-            raw, image, error = load_file(path, reduced=images is None)
-            digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\0")
-            digest.update(hashlib.sha256(raw).digest())
-            if error is None:
-                kept.append(i)
-                if images is not None:
-                    held += image.nbytes
-                    if held > self.keep_decoded_mb * 2**20:
-                        images = None  # too large to hold: drop what was kept, only check the rest
-                    else:
-                        images.append(image)
-                continue
-            if self.strict:
-                raise error
-            warnings.warn(f"skipping unreadable image {error}", DataWarning, stacklevel=3)
-            skipped.append(str(error))
-        return images, kept, skipped, digest.hexdigest()[:16]
+        return read_files(root, files, self.strict, self.keep_decoded_mb)
+
+
+def read_files(root: str, files: list[str], strict: bool, keep_decoded_mb: int):
+    """Decode every file, keeping the images while they fit in ``keep_decoded_mb``; past that,
+    ``images`` is None and the rest are only checked. An unreadable file is skipped with a
+    warning (``strict``: raised). The hash covers each relative path and its bytes, readable or
+    not. Returns (images or None, indices kept, reasons skipped, hash)."""
+    digest = hashlib.sha256()
+    images, kept, skipped, held = [], [], [], 0
+    for i, path in enumerate(files):
+        raw, image, error = load_file(path, reduced=images is None)
+        digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(hashlib.sha256(raw).digest())
+        if error is None:
+            kept.append(i)
+            if images is not None:
+                held += image.nbytes
+                if held > keep_decoded_mb * 2**20:
+                    images = None  # too large to hold: drop what was kept, only check the rest
+                else:
+                    images.append(image)
+            continue
+        if strict:
+            raise error
+        warnings.warn(f"skipping unreadable image {error}", DataWarning, stacklevel=4)
+        skipped.append(str(error))
+    return images, kept, skipped, digest.hexdigest()[:16]
 
 
 def load_file(path: str, reduced: bool = False) -> tuple[bytes, np.ndarray | None, DataError | None]:

@@ -39,6 +39,11 @@ NEEDS = {
 }
 
 
+# The per-item metadata column (``ImageData.items``) naming the group each item was cut from (the
+# video or snippet of a frame): where a dataset provides it, clusters are also scored against it.
+GROUP_COLUMN = "video"
+
+
 @dataclass
 class Context:
     """What a method declared in ``needs``; the fields it did not declare are ``None``."""
@@ -188,3 +193,23 @@ def breaches(protocol: type, cls: type) -> list[str]:
         elif unknown := sorted(set(needs) - set(NEEDS)):
             out.append(f"'needs' has unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(NEEDS)})")
     return out
+
+
+@runtime_checkable
+class KEstimator(Protocol):
+    """A way of choosing K from a sweep over K (``--k auto:NAME``): the per-K ``score`` (the
+    sweep's objective; extra numbers in its dict are kept with the trial) and the ``choose`` rule
+    that picks K from the finished sweep. ``needs_labels`` True is refused before anything runs:
+    an estimator that reads the dataset's labels would leak them into the result."""
+
+    needs_labels: ClassVar[bool]
+    direction: ClassVar[str]  # "maximize" or "minimize": the score's, for the study
+
+    def score(self, X: np.ndarray, labels: np.ndarray, k: int, fit: Callable, seed: int) -> dict:
+        """``{"value": float, ...}`` for the cell's clustering ``labels`` of ``X`` at ``k``;
+        ``fit(X2, k, seed) -> labels`` refits the cell's clusterer on other points."""
+        ...
+
+    def choose(self, curve: Mapping[int, Mapping]) -> int:
+        """K from ``{k: score dict}`` of the finished sweep."""
+        ...

@@ -183,6 +183,12 @@ class Registry:
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in spec.params]
         if missing:
             raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")
+        # what one parameter's declaration cannot say (two that exclude each other): the entry's
+        # optional ``check_params(params) -> problem or None``, a static method, sees them together
+        combined = getattr(cls, "check_params", None)
+        problem = combined(dict(spec.params)) if callable(combined) else None
+        if problem:
+            raise UserError(f"{self.kind} {spec.name!r}: {problem}")
         return spec
 
     def create(self, spec: str | Spec, **overrides: Any):

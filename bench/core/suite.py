@@ -15,7 +15,7 @@ from clusterbench.core.errors import UserError
 from clusterbench.core.registry import Spec
 from clusterbench.scoring.reduce import Reducer
 
-SUITE_KEYS = {"name", "description", "datasets", "embedders", "clusterers", "seeds", "k", "reduce", "tune"}
+SUITE_KEYS = {"name", "description", "datasets", "embedders", "clusterers", "seeds", "k", "reduce", "tune", "pictures"}
 K_MODES = ("auto", "semantic")
 
 
@@ -46,7 +46,7 @@ class Cell:
         k = "default" if k is None else k
         reduce = self.reduce.describe() if self.reduce else "none"
         key = f"{self.dataset}|{self.embedder}|{self.clusterer}|seed={self.seed}|k={k}|reduce={reduce}"
-        if k in K_MODES and self.tune:  # tuning settings change what such a cell computes
+        if (k in K_MODES or str(k).startswith("auto:")) and self.tune:  # tuning settings change what such a cell computes
             key += "|tune=" + ",".join(f"{name}={_tune_value(v)}" for name, v in sorted(self.tune.items()))
         return key
 
@@ -58,20 +58,23 @@ class Suite:
     embedders: list[Spec]
     clusterers: list[Spec]
     seeds: list[int] = field(default_factory=lambda: [0])
-    k: int | str | None = None
+    k: int | str | list | None = None  # a list: each value makes its own cells (--k repeated)
     reduce: Reducer | None = None
     tune: dict = field(default_factory=dict)
     description: str = ""
     source: str = ""
+    pictures: bool = True  # gallery, contingency, map, sizes in each cell's run (false: for huge suites)
 
     def cells(self) -> list[Cell]:
         # Dataset-major, then embedder: every (dataset, embedder) pair is embedded once and
         # reused by all of its clusterers and seeds.
+        ks = self.k if isinstance(self.k, list) else [self.k]
         return [
-            Cell(d, e, c, s, self.k, self.reduce, self.tune)
+            Cell(d, e, c, s, k, self.reduce, self.tune)
             for d in self.datasets
             for e in self.embedders
             for c in self.clusterers
+            for k in ks
             for s in self.seeds
         ]
 
@@ -84,16 +87,29 @@ def _tune_value(value) -> str:
     return format_value(value)
 
 
-def parse_k(value) -> int | str | None:
+def parse_k(value) -> int | str | list | None:
+    """An integer, ``auto`` (= ``auto:silhouette``), ``auto:NAME[:key=value,...]`` (a K estimator,
+    checked with the tuning settings), ``semantic``; a list of these makes a cell each."""
+    if isinstance(value, list | tuple):
+        if not value:
+            raise UserError("k = []: give at least one K")
+        ks = list(dict.fromkeys(parse_k(v) for v in value))
+        return ks if len(ks) > 1 else ks[0]
     if value is None or isinstance(value, int) and not isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in K_MODES:
-        return text
+    text = str(value).strip()
+    if text.lower() in K_MODES:
+        return text.lower()
+    if text.lower().startswith("auto:"):
+        if not text[len("auto:"):].strip():
+            raise UserError(f"k={value!r}: name a k estimator after 'auto:' (e.g. auto:gap)")
+        spec = Spec.parse(text[len("auto:"):])
+        return "auto" if str(spec) == "silhouette" else f"auto:{spec}"
     try:
         return int(text)
     except ValueError:
-        raise UserError(f"k={value!r}: expected an integer, 'auto' (Optuna) or 'semantic'") from None
+        raise UserError(f"k={value!r}: expected an integer, 'auto' (Optuna), 'auto:NAME' (a k estimator) "
+                        "or 'semantic'") from None
 
 
 def default_suite_path() -> Path:
@@ -136,6 +152,9 @@ def load_suite(path: str | Path) -> Suite:
         raise UserError(f"{path}: 'seeds' must be a non-empty list of integers")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"{path}: 'seeds' lists a seed twice: {seeds}")
+    pictures = raw.get("pictures", True)
+    if not isinstance(pictures, bool):
+        raise UserError(f"{path}: 'pictures' must be true or false, not {pictures!r}")
     tune = raw.get("tune", {})
     if not isinstance(tune, dict):
         raise UserError(f"{path}: [tune] must be a table")
@@ -150,4 +169,5 @@ def load_suite(path: str | Path) -> Suite:
         reduce=Reducer.parse(raw.get("reduce")),
         tune=tune,
         source=str(path),
+        pictures=pictures,
     )

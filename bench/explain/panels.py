@@ -66,12 +66,26 @@ def grid_figure(items: list[Explained], method: str = "Grad-CAM"):
     return fig
 
 
+def png_data_uri(png: bytes) -> str:
+    """PNG bytes as a data URI: an image inside the page, no file or server beside it."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def _data_uri(img: np.ndarray) -> str:
     from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_data_uri(buf.getvalue())
+
+
+def page(title: str, body: str, style: str = "") -> str:
+    """A self-contained HTML page (no external scripts, fonts or images) that reads on a phone."""
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{style}</style></head><body>{body}</body></html>\n"
+    )
 
 
 _STYLE = """
@@ -111,11 +125,6 @@ def index_html(items: list[Explained], title: str, note: str = "", method: str =
             f"{label}<ol>{topk}</ol></td>{cells}</tr>"
         )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("image, top-1, top-k", "input", method, "guided backprop"))
-    return (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        + (f"<p class=note>{html.escape(note)}</p>" if note else "")
-        + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>\n"
-    )
+    return page(title, f"<h1>{html.escape(title)}</h1>"
+                + (f"<p class=note>{html.escape(note)}</p>" if note else "")
+                + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")

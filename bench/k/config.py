@@ -115,6 +115,12 @@ def validate_tune(tune: dict | None, cells=()) -> None:
         raise UserError(f"tune key(s) {sorted(set(tune) & method_keys(clusterers) - declared)}: "
                         "no clusterer of this suite declares them")
     for cell in cells:
+        if str(cell.requested_k).startswith("auto:"):
+            from clusterbench.k.estimator_spec import check_estimator_cell
+            from clusterbench.k.estimators import K_ESTIMATORS
+
+            check_tunable(clusterers, cell.clusterer.name)
+            check_estimator_cell(cell, clusterers, K_ESTIMATORS)
         if cell.requested_k == "auto":
             check_tunable(clusterers, cell.clusterer.name)
             clusterers.get(cell.clusterer.name).search_space(10**6, 10**4, dict(cell.tune or {}))  # its keys' values

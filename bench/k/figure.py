@@ -43,3 +43,42 @@ def objective_figure(trials, objectives, directions, nmi: dict[int, float], best
         ax.grid(alpha=0.3)
         ax.set_title(title if i == 0 else "", fontsize=9)
     return fig
+
+
+def _curve_panel(ax, curve: dict, label: str) -> None:
+    ax.plot(curve["k"], curve["score"], "o-", ms=3, label=label)
+    ax.axvline(curve["chosen_k"], color="k", ls="--", lw=1, label=f"chosen K={curve['chosen_k']}")
+    if curve.get("n_classes"):
+        ax.axvline(curve["n_classes"], color="tab:green", ls=":", lw=1, label=f"classes={curve['n_classes']}")
+    if "nmi" in curve:
+        other = ax.twinx()
+        other.plot(curve["k"], curve["nmi"], "s:", color="tab:red", ms=2, alpha=0.8, label="NMI (after the fact)")
+        other.set_ylabel("NMI (labels, not used)", color="tab:red", fontsize=7)
+    ax.set_xlabel("K")
+    ax.legend(loc="best", fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def k_curve_figure(curve: dict, title: str):
+    """One estimator's per-K score, its chosen K, the number of classes and NMI vs K."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6), constrained_layout=True)
+    ax = fig.subplots()
+    _curve_panel(ax, curve, curve["estimator"])
+    ax.set_ylabel(curve["estimator"])
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def k_comparison_figure(curves: list[dict], title: str):
+    """Every estimator that ran on the same data: one panel each (own scale), same K axis."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 2.4 * len(curves)), constrained_layout=True)
+    axes = fig.subplots(len(curves), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, curve in zip(axes, curves, strict=True):
+        _curve_panel(ax, curve, curve["estimator"])
+        ax.set_ylabel(curve["estimator"], fontsize=8)
+    axes[0].set_title(title, fontsize=9)
+    return fig

@@ -1,4 +1,4 @@
-"""How a cell gets its K: given, the number of classes, Optuna, or label semantics."""
+"""How a cell gets its K: given, the number of classes, Optuna, a K estimator, or label semantics."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice
         # e.g. DeepCluster: its own k (spec or default) is not the grid's K, which it receives separately
         own = cell.clusterer.params.get("k", clusterers.parameters(name).get("k"))
         return KChoice(params={"k": own, "k_source": "spec" if "k" in cell.clusterer.params else "default"})
+    if isinstance(given, str) and given.startswith("auto:"):
+        from clusterbench.k.sweep import estimate_cell
+
+        return estimate_cell(cell, data, X, clusterers, **tuning_context)
     if given == "auto":
         from clusterbench.k.tuning import tune_cell
 

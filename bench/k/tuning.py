@@ -37,13 +37,13 @@ class Tuner:
     def __init__(self, cell, data, X, clusterers, storage_url: str, log=None):
         self.cell, self.data, self.clusterers, self.url = cell, data, clusterers, storage_url
         self.X = np.ascontiguousarray(X, dtype=np.float32)
-        self.cfg = TuneConfig.parse(cell.tune, clusterers)
+        self.cfg = self._config(TuneConfig.parse(cell.tune, clusterers))
         check_tunable(clusterers, cell.clusterer.name)
         if len(self.X) < 3:
             raise UserError(f"k=auto: {len(self.X)} points are too few to choose K")
-        self.space = build_space(cell, self.cfg, clusterers, *self.X.shape)
+        self.space = self._space(build_space(cell, self.cfg, clusterers, *self.X.shape))
         self.sampler_kind, self.n_slots = choose_sampler(self.cfg, self.space)
-        self.directions = [OBJECTIVES[o] for o in self.cfg.objectives]
+        self.directions = self._directions()
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         slots = grid_points(self.space, self.n_slots, cell.seed) if self.sampler_kind == "grid" else [{}] * self.n_slots
         self.seed = int(cell.seed) * 100_003
@@ -51,6 +51,16 @@ class Tuner:
                                   make_sampler(self.sampler_kind, self.seed), self.cfg, self.log)
         self.labels: dict[int, np.ndarray] = {}  # trial number -> assignment, for the figure
         self._reduced: dict[int, np.ndarray] = {}
+
+    # hooks for a sweep whose objective is a K estimator's (clusterbench.k.sweep)
+    def _config(self, cfg: TuneConfig) -> TuneConfig:
+        return cfg
+
+    def _space(self, space: list) -> list:
+        return space
+
+    def _directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.cfg.objectives]
 
     def _study_name(self) -> str:
         c, reduce = self.cell, self.cell.reduce.describe() if self.cell.reduce else "none"
@@ -172,9 +182,16 @@ def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=
               + ", ".join(f"{n}={v:.4f}" for n, v in zip(objectives, best.values, strict=True))
               + f" ({counts['n_trials']} trials: {counts['n_trials_failed']} failed, {counts['n_trials_pruned']} pruned; "
               f"{run_now} run now)")
+    from clusterbench.k.regret import k_regret, log_curve, sweep_labels
+
+    params["k_estimator"] = "+".join(objectives)  # auto = auto:silhouette; another [tune] objective names itself
+    metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.directions[0]), getattr(data, "labels", None),
+                              params["k"], getattr(data, "n_classes", None), params["k_estimator"])
     if tracker is not None and run_id is not None:
         _log_to_tracker(tracker, run_id, tuner, trials, best)
-    return KChoice(overrides={k: v for k, v in best.params.items() if k != "pca"}, params=params, reduce=reduce)
+        log_curve(tracker, run_id, curve)
+    return KChoice(overrides={k: v for k, v in best.params.items() if k != "pca"}, params=params, reduce=reduce,
+                   metrics=metrics, curve=curve)
 
 
 def _log_to_tracker(tracker, run_id, tuner: Tuner, trials, best) -> None:

@@ -1,4 +1,5 @@
-"""Content-addressed embedding cache under ``<results>/cache/embeddings``.
+"""Content-addressed embedding cache under ``<results>/cache/embeddings`` (and, keyed by an
+embedding's key plus a reducer, reduced embeddings under ``<results>/cache/reduced``).
 
 The key is the dataset fingerprint + canonical embedder spec + weights identity, so a new
 image, a changed parameter or other weights all miss; a rerun of a suite hits and skips the
@@ -24,6 +25,11 @@ from clusterbench.run.atomic import atomic_file, write_json
 def embedding_key(fingerprint: str, embedder_spec: str, weights_identity: str) -> str:
     text = "\n".join((fingerprint, embedder_spec, weights_identity))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def reduced_key(embedding_cache_key: str, reducer: str, seed: int) -> str:
+    """A reduced embedding's key (UMAP output, under ``cache/reduced``): the embedding's + the reducer."""
+    return hashlib.sha256(f"{embedding_cache_key}\n{reducer}\nseed={seed}".encode()).hexdigest()[:24]
 
 
 class EmbeddingCache:

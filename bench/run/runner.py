@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from clusterbench.core.catalog import registries
-from clusterbench.core.contracts import Context, EmbedRequest
+from clusterbench.core.contracts import GROUP_COLUMN, Context, EmbedRequest
 from clusterbench.core.errors import UserError, one_line_reason
 from clusterbench.core.interrupts import STOP_REQUESTED
 from clusterbench.core.suite import Cell, Suite
 from clusterbench.core.validate import validate_cells as check_cells
 from clusterbench.core.validate import validate_suite
 from clusterbench.k.kchoice import resolve_k
-from clusterbench.run.cache import EmbeddingCache, embedding_key
+from clusterbench.run.cache import EmbeddingCache, embedding_key, reduced_key
 from clusterbench.run.environment import git_commit, library_versions
 from clusterbench.run.locks import cell_lock, exclusive
 from clusterbench.run.perf import peak_host_memory_mb
@@ -48,6 +48,7 @@ class CellResult:
     metrics: dict = field(default_factory=dict)
     run_id: str | None = None
     cached: bool = False
+    k_curve: dict = field(default_factory=dict)  # the K sweep's per-K score, NMI, AMI (k=auto, auto:NAME)
 
     def to_json(self) -> dict:
         metrics = {k: self.metrics.get(k) for k in JSON_METRICS}
@@ -63,6 +64,7 @@ class CellResult:
             "params": self.params,
             "metrics": metrics,
             "mlflow_run_id": self.run_id,
+            **({"k_curve": self.k_curve} if self.k_curve else {}),
         }
 
 
@@ -73,15 +75,21 @@ def validate_cells(cells: list[Cell]) -> None:
 
 class Runner:
     def __init__(self, results_dir: str | Path = "results", tracking_uri: str | None = None, force: bool = False,
-                 progress: bool = True, log=None, optuna_storage: str | None = None, explain: int = 0):
+                 progress: bool = True, log=None, optuna_storage: str | None = None, explain: int = 0,
+                 pictures: bool | None = None):
         self.results_dir = Path(results_dir).resolve()
         self.explain = int(explain)  # run --explain N: a Grad-CAM panel of N images in each cell's run
+        self.pictures = pictures  # gallery, contingency, map, sizes per cell; None: as the suite says
+        self._pictures_on = pictures is not False
         self.tracking_uri = tracking_uri
         self.force = force
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.optuna_storage = optuna_storage
         self.cache = EmbeddingCache(self.results_dir / "cache" / "embeddings")
+        self.reduced = EmbeddingCache(self.results_dir / "cache" / "reduced")  # UMAP outputs, content-addressed
+        self._embedding_keys: dict[tuple[str, str], str] = {}
+        self._reduced_now: set[str] = set()  # computed by this run (reused even under --force)
         self._data: dict[str, object] = {}
         self._embeddings: dict[tuple[str, str], object] = {}
 
@@ -101,6 +109,7 @@ class Runner:
 
     def _run(self, suite: Suite) -> list[CellResult]:
         STOP_REQUESTED.clear()  # a stop asked of an earlier run in this process is not this run's
+        self._pictures_on = suite.pictures if self.pictures is None else self.pictures
         from clusterbench.k.config import validate_tune
 
         # the whole suite (specs against their declarations, reducer, K, tuning) before anything runs
@@ -128,6 +137,9 @@ class Runner:
                 self.log(f"[{i}/{len(cells)}] {cell.key}: {self._summary(result)}")
                 results.append(result)
             status = "FINISHED"
+            from clusterbench.k.compare import log_comparison
+
+            log_comparison(tracker, parent, results)  # every estimator's curve on the same data, one figure
         except KeyboardInterrupt:
             status = "KILLED"
             raise
@@ -135,6 +147,11 @@ class Runner:
             counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped")}
             tracker.log_metrics(parent, {f"cells_{s}": n for s, n in counts.items()})
             tracker.log_json(parent, "summary.json", {"cells": [r.to_json() for r in results]})
+            from clusterbench.track.suite_summary import (
+                log_suite_summary,  # aggregates over seeds, report.html
+            )
+
+            log_suite_summary(tracker, parent, results, suite.name, html=self._pictures_on, log=self.log)
             tracker.end_run(parent, status)
         return results
 
@@ -196,12 +213,14 @@ class Runner:
     def _execute(self, cell: Cell, result: CellResult, tracker: Tracker, run_id: str) -> None:
         datasets, embedders, clusterers = registries()
         data = self._dataset(cell)
+        tracker.log_dataset(run_id, str(cell.dataset), data.fingerprint, str(data.info.get("root") or data.name or cell.dataset),
+                            n=len(data))  # the runs table's Dataset column
         embedding, embed_seconds, cached = self._embedding(
             cell, data, context=lambda needs: self._context(cell, data, tracker, run_id, needs))
         seed_everything(cell.seed)
         X = embedding.features
         if cell.reduce is not None:
-            X = cell.reduce.fit_transform(X)
+            X = self._reduce(cell, X)
 
         params = {f"dataset.{k}": v for k, v in cell.dataset.params.items()}
         params.update({f"embedder.{k}": v for k, v in cell.embedder.params.items()})
@@ -226,7 +245,7 @@ class Runner:
         if choice.reduce is not None:  # a tuned reducer (the PCA dimension Optuna chose)
             X = choice.reduce.fit_transform(X)
         params.update(choice.params)
-        result.params = params
+        result.params, result.k_curve = params, choice.curve
         tracker.log_params(run_id, params)
 
         clusterer = clusterers.create(cell.clusterer, **overrides)
@@ -241,6 +260,9 @@ class Runner:
             raise UserError(f"{cell.clusterer}: every point was labelled noise; lower min_cluster_size / min_samples")
         # internal metrics in the space the labels were made in (DeepCluster learns its own)
         scored = M.score(X if outcome.space is None else outcome.space, labels, data.labels, seed=cell.seed)
+        groups = data.items.get(GROUP_COLUMN)  # the videos frames were cut from: clusters scored against them too
+        if groups is not None and len(groups) == len(labels):
+            scored.update(M.group_metrics(labels, groups, GROUP_COLUMN))
         info = outcome.info
         scored.update({f"cluster.{k}": v for k, v in info.items() if isinstance(v, int | float) and not isinstance(v, bool)})
         for name, extra in outcome.extra.items():
@@ -262,6 +284,7 @@ class Runner:
             "embed_loader_workers": stats.loader_workers,
             "embed_warmup_seconds": stats.warmup_seconds,
         })
+        scored.update(choice.metrics)  # K-regret of a labelled cell whose K was estimated
         result.metrics = scored
         tracker.log_metrics(run_id, scored)
         tracker.set_tags(run_id, {"device": stats.device, "k_source": choice.params.get("k_source"),
@@ -270,11 +293,18 @@ class Runner:
                                   **{f"cluster.{k}": v for k, v in info.items() if isinstance(v, str)}})
         tracker.log_json(run_id, "metrics.json", scored)
         tracker.log_json(run_id, "embedding_info.json", stats.to_dict())
-        columns = [np.arange(len(labels)), labels] + ([data.labels] if data.labels is not None else [])
-        header = "index,cluster" + (",label" if data.labels is not None else "")
-        tracker.log_array_csv(run_id, "assignments.csv", header, columns)
+        columns = {"index": np.arange(len(labels)), "cluster": labels,
+                   **({"label": data.labels} if data.labels is not None else {})}
+        # per-item metadata (a frame's video and timestamp) beside each assignment
+        columns.update({k: v for k, v in data.items.items() if k not in columns and len(v) == len(labels)})
+        tracker.log_table_csv(run_id, "assignments.csv", columns)
         if self.explain > 0:
             self._explain(cell, data, tracker, run_id)
+        if self._pictures_on:  # gallery, contingency, map, sizes under pictures/ (a failure is tagged, not fatal)
+            from clusterbench.track.pictures import log_cell_pictures
+
+            log_cell_pictures(tracker, run_id, data, X if outcome.space is None else outcome.space, labels, seed=cell.seed,
+                              title=f"{cell.dataset} x {cell.embedder} x {cell.clusterer} (seed {cell.seed})", log=self.log)
 
     def _explain(self, cell: Cell, data, tracker: Tracker, run_id: str) -> None:
         """``run --explain N``: the explain panel (grid PNG, index.html, JSON) as artifacts under
@@ -302,6 +332,25 @@ class Runner:
             self.log(f"explain {cell.key}: failed: {reason}")
 
     # -- shared stages (computed once, reused across cells) ---------------------------------------
+    def _reduce(self, cell: Cell, X: np.ndarray) -> np.ndarray:
+        """The cell's reducer; a UMAP one is seeded by the cell and cached like an embedding (keyed
+        by the embedding's key, the reducer and the seed)."""
+        import dataclasses
+
+        if not cell.reduce.umap:
+            return cell.reduce.fit_transform(X)
+        reducer = dataclasses.replace(cell.reduce, seed=cell.seed)
+        key = reduced_key(self._embedding_keys[(str(cell.dataset), str(cell.embedder))], reducer.describe(), cell.seed)
+        hit = None if self.force and key not in self._reduced_now else self.reduced.load(key)
+        if hit is not None:
+            return hit.features
+        from clusterbench.core.contracts import Embedding, EmbedStats
+
+        features = reducer.fit_transform(X)
+        self.reduced.store(key, Embedding(features, EmbedStats(details={"reducer": reducer.describe()})))
+        self._reduced_now.add(key)
+        return features
+
     def _dataset(self, cell: Cell):
         key = str(cell.dataset)
         if key not in self._data:
@@ -341,6 +390,7 @@ class Runner:
         request = EmbedRequest(with_logits=wants_logits,
                                context=context(type(embedder).needs) if context is not None else Context(seed=cell.seed))
         cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
+        self._embedding_keys[(str(cell.dataset), str(cell.embedder))] = cache_key
         start = time.perf_counter()
         hit = None if self.force else self.cache.load(cache_key)
         if hit is not None and not (wants_logits and (hit.logits is None or hit.classes is None)):  # an entry without logits can't serve k=semantic

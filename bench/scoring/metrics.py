@@ -109,3 +109,18 @@ def score(X: np.ndarray, pred: np.ndarray, truth: np.ndarray | None, sample_size
         out.update(dict.fromkeys(EXTERNAL))
     out.update(internal_metrics(X[~noise], pred[~noise], sample_size=sample_size, seed=seed))
     return out
+
+
+def group_metrics(pred: np.ndarray, groups, prefix: str) -> dict[str, float]:
+    """How clusters sit against the groups items were cut from (the videos of frames):
+    ``{prefix}_nmi`` (NMI between clusters and groups), ``{prefix}_purity`` (the fraction of
+    items in their cluster's most common group: 1 = no cluster mixes groups) and
+    ``{prefix}_consistency`` (the fraction of items in their group's most common cluster: 1 =
+    every group stays in one cluster). Noise counts as one extra cluster, as for the labels."""
+    pred = noise_as_group(np.asarray(pred))
+    _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return {
+        f"{prefix}_nmi": float(skm.normalized_mutual_info_score(codes, pred, average_method=NMI_AVERAGE)),
+        f"{prefix}_purity": purity(codes, pred),
+        f"{prefix}_consistency": purity(pred, codes),
+    }

@@ -1,4 +1,8 @@
-"""Optional per-cell reduction before clustering: PCA (optionally whitened) then L2 rows.
+"""Optional per-cell reduction before clustering: PCA (optionally whitened), then UMAP, then L2 rows.
+
+UMAP (umap-learn; ``umap=D`` with ``umap_neighbors`` (30), ``umap_min_dist`` (0) and ``umap_metric``,
+seeded by the cell) is the remedy for density clusterers on image features (Lowe et al. 2024;
+McConville et al.'s N2D); the runner caches its output like an embedding (it takes minutes at 70k).
 
 This is DeepCluster's preprocessing (PCA-256, whitening, L2: the one implementation, which
 DeepCluster's epoch loop uses too) and HDBSCAN's remedy for wide inputs. faiss does the PCA
@@ -14,12 +18,29 @@ eigenvalues are floored at 1e-6 of the largest.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 
 from clusterbench.core.errors import UserError
-from clusterbench.core.params import PositiveInt, Seed, check_all, declared
+from clusterbench.core.params import Interval, PositiveInt, Seed, check_all, declared
+
+UMAP_METRICS = Literal["euclidean", "cosine", "manhattan", "correlation"]
+
+
+def umap_embed(X: np.ndarray, dims: int, neighbors: int, min_dist: float, metric: str, seed: int) -> np.ndarray:
+    """A seeded UMAP embedding of ``X`` (umap-learn; seeded runs are single-threaded)."""
+    import warnings
+
+    import umap
+
+    if dims > X.shape[1]:
+        raise UserError(f"reducer umap={dims}: more than the {X.shape[1]} dimensions of these features")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state", numba notes
+        model = umap.UMAP(n_components=dims, n_neighbors=min(neighbors, len(X) - 1), min_dist=min_dist,
+                          metric=metric, random_state=seed)
+        return np.ascontiguousarray(model.fit_transform(X), dtype=np.float32)
 
 
 @dataclass
@@ -30,6 +51,10 @@ class Reducer:
     l2: bool = False
     backend: Literal["faiss", "sklearn"] = "faiss"
     seed: Seed = 0
+    umap: PositiveInt | None = None  # UMAP target dimension, after any PCA
+    umap_neighbors: Annotated[int, Interval(2, None)] = 30
+    umap_min_dist: Annotated[float, Interval(0, 1)] = 0.0
+    umap_metric: UMAP_METRICS = "euclidean"
 
     @classmethod
     def parse(cls, text: str | None) -> Reducer | None:
@@ -39,9 +64,11 @@ class Reducer:
         from clusterbench.core.registry import Spec
 
         params = Spec.parse(f"reduce:{text}").params
-        unknown = set(params) - {"pca", "whiten", "l2", "backend"}
-        if unknown:
-            raise UserError(f"unknown reducer parameter(s) {sorted(unknown)} in {text!r}; valid: pca, whiten, l2, backend")
+        valid = ("pca", "whiten", "l2", "backend", "umap", "umap_neighbors", "umap_min_dist", "umap_metric")
+        if set(params) - set(valid):
+            raise UserError(f"unknown reducer parameter(s) {sorted(set(params) - set(valid))} in {text!r}; valid: {', '.join(valid)}")
+        if any(k.startswith("umap_") for k in params) and not params.get("umap"):
+            raise UserError(f"reducer {text!r}: umap_* settings need umap=D (the UMAP dimension)")
         check_all("reducer", params, declared(cls))
         return cls(**params)
 
@@ -54,6 +81,9 @@ class Reducer:
         parts += ["whiten=true"] * self.whiten + ["l2=true"] * self.l2
         if self.pca and self.backend != "faiss":
             parts.append(f"backend={self.backend}")
+        if self.umap:
+            parts += [f"umap={self.umap}", f"umap_neighbors={self.umap_neighbors}",
+                      f"umap_min_dist={self.umap_min_dist:g}", f"umap_metric={self.umap_metric}"]
         return ",".join(parts) or "none"
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
@@ -62,6 +92,8 @@ class Reducer:
             if self.pca > min(X.shape):
                 raise UserError(f"reducer pca={self.pca}: more than min(N, D) = {min(X.shape)} of these features")
             X = self._pca(X)
+        if self.umap:
+            X = umap_embed(X, self.umap, self.umap_neighbors, self.umap_min_dist, self.umap_metric, self.seed)
         if self.l2:
             norms = np.linalg.norm(X, axis=1, keepdims=True)
             X = X / np.maximum(norms, 1e-12)

@@ -203,12 +203,32 @@ class Tracker:
     def log_file(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str, n: int | None = None) -> None:
+        """The run's input dataset (what ``mlflow.log_input`` records), so the runs table shows it."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        profile = None if n is None else f'{{"num_rows": {int(n)}}}'
+        dataset = Dataset(name=name, digest=str(digest)[:36], source_type="clusterbench", source=source, profile=profile)
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "eval")])])
+
     def log_array_csv(self, run_id: str, name: str, header: str, columns) -> None:
         import numpy as np
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             np.savetxt(path, np.column_stack(columns), fmt="%d", delimiter=",", header=header, comments="")
+            self.log_file(run_id, path)
+
+    def log_table_csv(self, run_id: str, name: str, columns: dict) -> None:
+        """A CSV of named columns of any type (ints, floats, strings quoted where needed)."""
+        import csv
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerow(list(columns))
+                writer.writerows(zip(*(_plain(v) for v in columns.values()), strict=True))
             self.log_file(run_id, path)
 
     # -- resume -------------------------------------------------------------------------------
@@ -238,3 +258,8 @@ class Tracker:
                 self.end_run(run.info.run_id, "KILLED")
                 closed.append(run.info.run_id)
         return closed
+
+
+def _plain(column) -> list:
+    """A column's values as Python scalars (numpy's int64 and float64 print as plain numbers)."""
+    return [v.item() if hasattr(v, "item") else v for v in column]

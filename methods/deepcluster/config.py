@@ -40,6 +40,11 @@ class DeepClusterConfig:
     crop_min: float = 0.5  # random-resized-crop minimum area fraction (0.08 in the paper, at 224 px)
     flip: bool = True
     jitter: float = 0.5  # random contrast/brightness strength (0: off)
+    # Small-data dynamics (the reference trains ~5,000 steps an epoch on ImageNet; 1,797 digits give 7):
+    min_steps: int = 30  # at least this many SGD steps an epoch: the uniform-over-clusters sample is drawn again
+    reassign_empty: bool = True  # an empty cluster takes half of a cluster picked with probability ~ size - 1
+    top_lr: float | None = None  # the fresh top layer's learning rate (None: lr)
+    warmup_steps: int = 0  # steps at each epoch's start that train the fresh top layer only (body frozen)
     precision: str = "auto"  # feature pass and training: auto | fp32 | bf16 (| fp16: feature pass on CUDA)
     seed: int = 0
     device: str = "auto"
@@ -57,6 +62,8 @@ class DeepClusterConfig:
             raise UserError(f"deepcluster: epochs={self.epochs!r} must be an integer >= 0")
         if self.batch_size < 1 or (self.pca_dim is not None and self.pca_dim < 2) or self.kmeans_iter < 1:
             raise UserError("deepcluster: batch_size, kmeans_iter must be >= 1 and pca_dim >= 2")
+        if self.min_steps < 0 or self.warmup_steps < 0 or (self.top_lr is not None and not self.top_lr > 0):
+            raise UserError("deepcluster: min_steps and warmup_steps must be >= 0 and top_lr > 0")
         if not 0 < self.crop_min <= 1:
             raise UserError(f"deepcluster: crop_min={self.crop_min} must be in (0, 1]")
 

@@ -76,6 +76,39 @@ def uniform_cluster_sample(labels: np.ndarray, n: int, rng: np.random.Generator)
     return out[:n]
 
 
+def epoch_sample(labels: np.ndarray, n_min: int, rng: np.random.Generator) -> np.ndarray:
+    """|D| indices uniform over the clusters, drawn again (and appended) until there are at
+    least ``n_min``: a small dataset still gets that many SGD samples an epoch."""
+    draws = [uniform_cluster_sample(labels, len(labels), rng)]
+    while sum(len(d) for d in draws) < n_min:
+        draws.append(uniform_cluster_sample(labels, len(labels), rng))
+    return np.concatenate(draws)
+
+
+def reassign_empty(reduced: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Give every empty cluster half of a non-empty one, as faiss's k-means does between its
+    iterations: the donor is picked with probability proportional to (size - 1), and its
+    members are split by the sign of their projection on the donor's first principal direction.
+    Returns (labels, number of clusters refilled)."""
+    labels = labels.copy()
+    refilled = 0
+    for c in np.flatnonzero(np.bincount(labels, minlength=k) == 0):
+        sizes = np.bincount(labels, minlength=k).astype(np.float64)
+        weight = np.maximum(sizes - 1, 0)
+        if weight.sum() <= 0:
+            break
+        donor = int(rng.choice(k, p=weight / weight.sum()))
+        members = np.flatnonzero(labels == donor)
+        centred = reduced[members] - reduced[members].mean(axis=0)
+        direction = np.linalg.svd(centred, full_matrices=False)[2][0] if len(members) > 2 else rng.normal(size=reduced.shape[1])
+        side = centred @ direction > 0
+        if side.all() or not side.any():  # identical points: split them by position instead
+            side = np.arange(len(members)) % 2 == 1
+        labels[members[side]] = c
+        refilled += 1
+    return labels, refilled
+
+
 def cluster_stats(labels: np.ndarray, k: int) -> dict:
     counts = np.bincount(labels, minlength=k)
     nonempty = counts[counts > 0]
@@ -106,7 +139,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
 
     rng = np.random.default_rng(epoch_seed)
     gen = torch.Generator().manual_seed(epoch_seed)
-    order = torch.from_numpy(uniform_cluster_sample(labels, len(labels), rng))
+    order = torch.from_numpy(epoch_sample(labels, config.min_steps * config.batch_size, rng))
     targets_all = torch.from_numpy(labels.astype(np.int64))
 
     top = nn.Linear(net.feature_dim, k)
@@ -114,7 +147,8 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         top.weight.normal_(0, 0.01, generator=gen)
         top.bias.zero_()
     net.top_layer = top.to(device)
-    top_opt = torch.optim.SGD(net.top_layer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    top_lr = config.lr if config.top_lr is None else config.top_lr
+    top_opt = torch.optim.SGD(net.top_layer.parameters(), lr=top_lr, weight_decay=config.weight_decay)
     mean, std = (t.to(device) for t in _norm_stats(images.shape[1]))
     on_cuda = device.startswith("cuda")
     autocast = torch.autocast(device_type="cuda" if on_cuda else "cpu", dtype=torch.bfloat16,
@@ -124,8 +158,9 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
     total, count = 0.0, 0
     start = time.perf_counter()
     batches = range(0, len(order), config.batch_size)
-    for s in progress_bar(batches, "deepcluster train", enabled=progress):
+    for step, s in enumerate(progress_bar(batches, "deepcluster train", enabled=progress)):
         idx = order[s:s + config.batch_size]
+        warming = step < config.warmup_steps  # the fresh head fits the pseudo-labels before the body moves
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         x = images[idx].to(device, non_blocking=True).float().div_(255.0)
@@ -133,11 +168,17 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
         y = targets_all[idx].to(device, non_blocking=True)
         with autocast:
-            loss = criterion(net(x).float(), y)
+            if warming:
+                with torch.no_grad():
+                    h = net.classifier(net.body(x))
+                loss = criterion(net.top_layer(h.float()).float(), y)
+            else:
+                loss = criterion(net(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         top_opt.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if not warming:
+            optimizer.step()
         top_opt.step()
         total += float(loss.detach()) * len(idx)
         count += len(idx)

@@ -51,7 +51,9 @@ from .steps import (  # noqa: F401
     cluster,
     cluster_stats,
     compute_features,
+    epoch_sample,
     nmi,
+    reassign_empty,
     reduce_features,
     resolve_train_precision,
     train_epoch,
@@ -168,6 +170,9 @@ def train_deepcluster(
         t1 = time.perf_counter()
         reduced = reduce_features(features, pca_dim)
         labels, objective = cluster(reduced, config.k, epoch_seed, config.kmeans_iter)
+        found_empty = int((np.bincount(labels, minlength=config.k) == 0).sum())
+        if config.reassign_empty and found_empty:
+            labels, _ = reassign_empty(reduced, labels, config.k, np.random.default_rng(epoch_seed))
         t2 = time.perf_counter()
         with torch.random.fork_rng(devices=_cuda_indices(device)):
             torch.manual_seed(epoch_seed)  # dropout: from (seed, epoch) too, so a resumed run matches
@@ -178,7 +183,10 @@ def train_deepcluster(
         metrics = {
             "epoch": epoch,
             "loss": loss,
+            "loss_ln_k": float(np.log(config.k)),  # a loss still at ln k: the network predicts nothing
+            "loss_over_ln_k": loss / float(np.log(config.k)),
             "kmeans_objective": objective,
+            "clusters_empty_found": found_empty,
             **cluster_stats(labels, config.k),
             "time_features_s": t1 - t0,
             "time_clustering_s": t2 - t1,

@@ -1,0 +1,70 @@
+"""K-regret: how far a cell's chosen K is from the best K by the labels, from the sweep itself.
+
+After the sweep (never fed to the estimator or the study's objective): NMI and AMI vs the labels of
+the clustering at every K swept; ``k_best_nmi`` the K of the highest NMI; ``k_error`` = chosen K -
+number of classes; ``k_regret_nmi`` = best NMI - NMI at the chosen K (>= 0: the chosen K is one of
+the swept). Where a K has several trials (other tuned parameters), its best trial by the objective
+stands for it; the chosen trial stands for the chosen K.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from clusterbench.k.study import trial_k
+from clusterbench.scoring import metrics as M
+
+
+def sweep_labels(tuner, trials, best, direction: str) -> dict[int, tuple]:
+    """K -> (trial, labels): the best complete trial at each K (the chosen one at its K)."""
+    sign = 1.0 if direction == "maximize" else -1.0
+    per_k: dict[int, object] = {}
+    for t in trials:
+        if t.state.name != "COMPLETE" or trial_k(t) is None:
+            continue
+        k = trial_k(t)
+        if k not in per_k or sign * t.values[0] > sign * per_k[k].values[0]:
+            per_k[k] = t
+    per_k[trial_k(best)] = best
+    out = {}
+    for k, t in per_k.items():
+        with contextlib.suppress(Exception):  # a trial run elsewhere that cannot be refitted: left out
+            out[k] = (t, tuner.labels[t.number] if t.number in tuner.labels else tuner.fit_labels(dict(t.params)))
+    return out
+
+
+def k_regret(by_k: dict[int, tuple], truth, chosen_k: int, n_classes: int | None, estimator: str):
+    """(metrics, curve) of a sweep: metrics only where the data has labels."""
+    from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
+
+    ks = sorted(by_k)
+    curve = {"estimator": estimator, "chosen_k": int(chosen_k), "k": ks,
+             "score": [float(by_k[k][0].values[0]) for k in ks]}
+    if truth is None or chosen_k not in by_k:
+        return {}, curve
+    truth = np.asarray(truth)
+    nmi = [float(normalized_mutual_info_score(truth, M.noise_as_group(by_k[k][1]), average_method=M.NMI_AVERAGE))
+           for k in ks]
+    ami = [float(adjusted_mutual_info_score(truth, M.noise_as_group(by_k[k][1]))) for k in ks]
+    best = ks[int(np.argmax(nmi))]
+    at = ks.index(chosen_k)
+    curve.update({"nmi": nmi, "ami": ami, "n_classes": n_classes, "k_best_nmi": best})
+    metrics = {"k_chosen": float(chosen_k), "k_best_nmi": float(best), "k_nmi_at_chosen": nmi[at],
+               "k_best_nmi_value": max(nmi), "k_regret_nmi": max(nmi) - nmi[at], "k_ami_at_chosen": ami[at],
+               "k_regret_ami": max(ami) - ami[at]}
+    if n_classes:
+        metrics["k_error"] = float(chosen_k - n_classes)
+    return metrics, curve
+
+
+def log_curve(tracker, run_id, curve: dict) -> None:
+    """Per-K series as MLflow metric histories (step = K) and the curve as JSON."""
+    steps = []
+    for i, k in enumerate(curve["k"]):
+        values = {f"k_curve.{name}": curve[name][i] for name in ("score", "nmi", "ami") if name in curve}
+        steps.append((int(k), values))
+    tracker.log_metric_steps(run_id, steps)
+    tracker.log_json(run_id, "k/curve.json", {**curve, "note": "nmi/ami use the labels after the sweep; "
+                                              "the estimator never saw them"})

@@ -1,0 +1,69 @@
+"""What a suite's parent run gets at the end: aggregate metrics per configuration (mean and std
+over seeds, as metrics named by configuration and as a table) and ``report.html``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from . import html_report
+from .aggregate import AGG_METRICS, CellRecord, aggregate, metric_name
+from .pictures import recent
+
+
+def records_of_results(results) -> list[CellRecord]:
+    """The finished cells of this invocation (run now or earlier) as records."""
+    return [CellRecord(r.cell.key, str(r.cell.dataset), str(r.cell.embedder), str(r.cell.clusterer), r.cell.seed,
+                       dict(r.metrics), r.run_id, dict(r.params)) for r in results if r.status == "ok"]
+
+
+def aggregates_csv(aggs) -> str:
+    head = ["configuration", "dataset", "method", "n_seeds"] + [f"{m}_{s}" for m in AGG_METRICS for s in ("mean", "std")]
+    lines = [",".join(head)]
+    for a in aggs:
+        values = [f"{a.mean[m]:.6g},{a.std[m]:.6g}" if m in a.mean else "," for m in AGG_METRICS]
+        lines.append(",".join([f'"{a.config}"', f'"{a.dataset}"', f'"{a.method}"', str(len(a.records)), *values]))
+    return "\n".join(lines) + "\n"
+
+
+def log_suite_summary(tracker, parent_id: str, results, title: str, html: bool = True, log=None) -> None:
+    """Never raises: a failure here is logged, the cells stand."""
+    try:
+        _log(tracker, parent_id, results, title, html)
+    except Exception as exc:  # noqa: BLE001
+        from clusterbench.core.errors import one_line_reason
+
+        if log:
+            log(f"suite summary: failed: {one_line_reason(exc)}")
+
+
+def _log(tracker, parent_id: str, results, title: str, html: bool) -> None:
+    records = records_of_results(results)
+    if not records:
+        return
+    aggs = aggregate(records)
+    metrics = {}
+    for a in aggs:
+        for m in a.mean:
+            metrics[metric_name(a.config, m, "mean")] = a.mean[m]
+            metrics[metric_name(a.config, m, "std")] = a.std[m]
+        metrics[metric_name(a.config, "n_seeds", "count")] = len(a.records)
+    tracker.log_metrics(parent_id, metrics)
+    tracker.log_text(parent_id, "aggregates.csv", aggregates_csv(aggs))
+    if not html:
+        return
+    exp = html_report.Experiment(title, tracker.experiment_id, records, aggs)
+    with tempfile.TemporaryDirectory(prefix="clusterbench-report-") as tmp:
+
+        def picture(run_id: str, name: str) -> bytes | None:
+            if (png := recent(run_id, name)) is not None:
+                return png
+            try:
+                return Path(html_report._quiet_download(tracker.client, run_id, name, tmp)).read_bytes()
+            except Exception:  # noqa: BLE001 - a run without pictures
+                return None
+
+        base = tracker.uri.rstrip("/") if tracker.uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        report = html_report.Report(f"clusterbench: {title}", [exp], "nmi",
+                                    lambda exp_id, run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}", picture)
+        tracker.log_text(parent_id, "report.html", html_report.render(report))
