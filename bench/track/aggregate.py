@@ -58,6 +58,12 @@ def configuration(cell_key: str) -> str:
     return _SEED.sub("", cell_key)
 
 
+def setting(config: str) -> str:
+    """What a configuration asked beyond its three specs: K, the reducer, tuning (``k=auto:gap``)."""
+    parts = config.split("|")[3:]
+    return " ".join(p for p in parts if p not in ("k=default", "reduce=none")) or "-"
+
+
 def short(method: str, sep: str = " / ") -> str:
     """A method or configuration for people: defaults dropped, parts joined by ``sep``."""
     parts = [p for p in method.split("|") if p not in ("k=default", "reduce=none")]

@@ -24,6 +24,7 @@ from .aggregate import (
     average_ranks,
     best_per_dataset,
     critical_difference,
+    setting,
     short,
 )
 from .pictures import ARTIFACT_DIR, FILES
@@ -90,12 +91,13 @@ def summary_section(report: Report) -> str:
            f"★ marks the best mean {_esc(report.sort)} per dataset.</p>"]
     for exp in report.experiments:
         best = set(best_per_dataset(exp.aggregates, report.sort).values())
-        head = ["dataset", "embedder", "clusterer", "n"] + list(SHOWN) + ["runs"]
+        head = ["dataset", "embedder", "clusterer", "K, reducer", "n"] + list(SHOWN) + ["runs"]
         rows = []
         for a in exp.aggregates:
             r0 = a.records[0]
             star = " ★" if a.config in best else ""
-            cells = [_esc(r0.dataset), _esc(r0.embedder), _esc(r0.clusterer) + star, str(len(a.records))]
+            cells = [_esc(r0.dataset), _esc(r0.embedder), _esc(r0.clusterer) + star, _esc(setting(a.config)),
+                     str(len(a.records))]
             cells += [mean_std(a, m) for m in SHOWN] + [_runs_links(report, exp, a)]
             rows.append(f"<tr{' class=best' if star else ''}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         out.append(f"<h3>{_esc(exp.name)} ({len(exp.records)} runs, {len(exp.aggregates)} configurations)</h3>"

@@ -123,13 +123,13 @@ def _experiments(client, experiment: str | None):
 def aggregate_markdown(exp, sort: str) -> str:
     """One experiment's mean ± std over seeds (n shown), the best per dataset marked, and the
     methods' average ranks across datasets."""
-    from .aggregate import average_ranks, best_per_dataset, short
+    from .aggregate import average_ranks, best_per_dataset, setting, short
     from .html_report import SHOWN, mean_std
 
     best = set(best_per_dataset(exp.aggregates, sort).values())
-    header = ["dataset", "embedder", "clusterer", "n", *SHOWN]
+    header = ["dataset", "embedder", "clusterer", "K, reducer", "n", *SHOWN]
     rows = [[a.records[0].dataset, a.records[0].embedder, a.records[0].clusterer + (" ★" if a.config in best else ""),
-             len(a.records), *(mean_std(a, m) for m in SHOWN)] for a in exp.aggregates]
+             setting(a.config), len(a.records), *(mean_std(a, m) for m in SHOWN)] for a in exp.aggregates]
     text = f"## {exp.name}: mean ± std over seeds (★ best {sort} per dataset)\n\n" + markdown_table(header, rows)
     ranks, datasets = average_ranks(exp.aggregates, sort)
     if ranks:
