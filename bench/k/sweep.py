@@ -16,7 +16,6 @@ import math
 import os
 import socket
 import time
-import warnings
 
 import numpy as np
 import optuna
@@ -25,7 +24,7 @@ from clusterbench.core.errors import UserError, one_line_reason
 from clusterbench.k.choice import KChoice
 from clusterbench.k.estimator_spec import estimator_spec
 from clusterbench.k.study import default_storage_url, redact, trial_k
-from clusterbench.k.tuning import Tuner
+from clusterbench.k.tuning import Tuner, run_study
 from clusterbench.scoring import metrics as M
 
 
@@ -98,19 +97,9 @@ def estimate_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_
     """Run (or resume, or join) the cell's sweep; K by the estimator's rule; the K-regret."""
     from clusterbench.k.regret import k_regret, log_curve, sweep_labels
 
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-            tuner = EstimatorTuner(cell, data, X, clusterers, storage or default_storage_url(results_dir), log=log)
-            tuner.prepare(force=force)
-            tuner.shared.work(tuner.objective, timeout=tuner.cfg.timeout)
-            best = tuner.choose()
-            trials = [t for t in tuner.shared.trials() if t.state.is_finished()]
-    finally:
-        optuna.logging.set_verbosity(before)
+    tuner, best, trials = run_study(
+        lambda: EstimatorTuner(cell, data, X, clusterers, storage or default_storage_url(results_dir), log=log),
+        lambda tuner: tuner.choose(), force)
     states, k = [t.state.name for t in trials], trial_k(best)
     params = {"k": k, "k_source": f"auto:{tuner.spec}", "k_estimator": str(tuner.spec), "sampler": tuner.sampler_kind,
               "n_trials": len(trials), "n_trials_complete": states.count("COMPLETE"),

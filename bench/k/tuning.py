@@ -144,22 +144,30 @@ class Tuner:
         return out
 
 
-def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=None, storage=None,
-              force: bool = False, log=None, **_) -> KChoice:
-    """Run (or resume, or join) the cell's study and return the chosen parameters."""
+def run_study(make_tuner, choose, force: bool):
+    """Build a tuner, prepare, work on and choose from its shared study with Optuna's chatter
+    quiet: (tuner, chosen trial, finished trials)."""
     before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-            tuner = Tuner(cell, data, X, clusterers, storage or default_storage_url(results_dir), log=log)
+            tuner = make_tuner()
             tuner.prepare(force=force)
             tuner.shared.work(tuner.objective, timeout=tuner.cfg.timeout)
-            best = tuner.shared.choose(tuner.cfg.objectives, tuner.cfg.select)
-            trials = [t for t in tuner.shared.trials() if t.state.is_finished()]
+            best = choose(tuner)
+            return tuner, best, [t for t in tuner.shared.trials() if t.state.is_finished()]
     finally:
         optuna.logging.set_verbosity(before)
+
+
+def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=None, storage=None,
+              force: bool = False, log=None, **_) -> KChoice:
+    """Run (or resume, or join) the cell's study and return the chosen parameters."""
+    tuner, best, trials = run_study(lambda: Tuner(cell, data, X, clusterers, storage or default_storage_url(results_dir),
+                                                  log=log), lambda tuner: tuner.shared.choose(tuner.cfg.objectives,
+                                                                                              tuner.cfg.select), force)
     states, objectives, run_now = [t.state.name for t in trials], tuner.cfg.objectives, len(tuner.shared.run_here)
     counts = {"n_trials": len(trials), "n_trials_complete": states.count("COMPLETE"),
               "n_trials_failed": states.count("FAIL"), "n_trials_pruned": states.count("PRUNED")}
