@@ -41,3 +41,17 @@ def run_cli(results_dir, capsys):
         return status, captured.out, captured.err, summary
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One MLflow store for a module's CLI runs (a new sqlite store costs seconds to create)."""
+    from clusterbench.track.tracking import default_tracking_uri
+
+    return default_tracking_uri(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture
+def cli(run_cli, store):
+    """``run_cli`` against the module's shared MLflow store."""
+    return lambda *args, **kw: run_cli(*args, "--tracking-uri", store, **kw)

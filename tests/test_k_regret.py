@@ -9,19 +9,8 @@ from mlflow.tracking import MlflowClient
 from clusterbench.cli import main
 from clusterbench.k.estimators import K_ESTIMATORS
 from clusterbench.k.estimators.base import KEstimatorBase
-from clusterbench.track.tracking import default_tracking_uri
 
 FIVE = ("silhouette", "gap", "prediction-strength", "stability", "silhouette-umap")
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
-    return default_tracking_uri(tmp_path_factory.mktemp("mlflow"))
-
-
-@pytest.fixture
-def cli(run_cli, store):
-    return lambda *args, **kw: run_cli(*args, "--tracking-uri", store, **kw)
 
 
 def test_five_estimators_run_five_cells_each_with_its_k_error_and_regret(cli, store, results_dir, tmp_path, capsys):

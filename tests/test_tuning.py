@@ -23,7 +23,6 @@ from clusterbench.cli import main
 from clusterbench.core.registry import Spec
 from clusterbench.core.suite import Cell
 from clusterbench.k.tuning import Tuner, tune_cell
-from clusterbench.track.tracking import default_tracking_uri
 
 KM = ("-d", "digits", "-e", "pixels", "-c", "kmeans")
 
@@ -35,17 +34,6 @@ def study_of(url) -> optuna.Study:
 
 def finished(study) -> list:
     return [t for t in study.get_trials() if t.state.is_finished()]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
-    """One MLflow store for this module's CLI runs (a new sqlite store costs seconds to create)."""
-    return default_tracking_uri(tmp_path_factory.mktemp("mlflow"))
-
-
-@pytest.fixture
-def cli(run_cli, store):
-    return lambda *args, **kw: run_cli(*args, "--tracking-uri", store, **kw)
 
 
 def child_run(store: str, run_id: str):
