@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from clusterbench.core.contracts import Dataset
-from clusterbench.core.errors import DataError
+from clusterbench.core.errors import DataError, UserError
 from clusterbench.core.registry import Registry
 
 DATASETS = Registry("dataset", group="clusterbench.datasets", contract=Dataset)
@@ -34,6 +35,8 @@ class ImageData:
     info: dict = field(default_factory=dict)
     items: dict[str, np.ndarray] = field(default_factory=dict)
 
+    has_images: ClassVar[bool] = True
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -47,6 +50,21 @@ class ImageData:
         """Image ``i`` as uint8 HWC with 1 or 3 channels."""
         img = self.images[i]
         return img if img.ndim == 3 else img[:, :, None]
+
+
+@dataclass
+class FeatureData(ImageData):
+    """Precomputed features instead of images: ``features`` is (N, D), memory-mapped where the
+    file allows; ``images`` is None, and what needs pixels (galleries, explanations) is skipped."""
+
+    features: np.ndarray | None = None
+    has_images: ClassVar[bool] = False
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def image(self, i: int) -> np.ndarray:
+        raise UserError(f"dataset {self.name}: holds precomputed features, not images")
 
 
 def content_hash(*parts) -> str:

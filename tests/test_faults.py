@@ -86,7 +86,7 @@ def test_a_damaged_embedding_cache_entry_is_one_warning_and_recomputed(tmp_path)
     specs = ["-d", "digits:limit=300", "-e", "pixels", "-c", "kmeans:k=10"]
     first = _console("run", *specs, "--results", str(results), "--json", "first.json", "--no-progress", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    entries = list((results / "cache" / "embeddings").glob("*.npz"))
+    entries = list((results / "cache" / "embeddings").glob("*.features.npy"))
     assert len(entries) == 1
     data = bytearray(entries[0].read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte: a damaged entry, still the same size

@@ -130,8 +130,7 @@ def test_cell_on_cuda_logs_gpu_throughput_and_memory_to_mlflow(run_cli, results_
     metrics = run.data.metrics
     assert metrics["gpu_peak_memory_mb"] > 0 and metrics["throughput_img_per_s"] > 0 and metrics["gflops_per_s"] > 0
     # the silhouette ran on the GPU and still equals scikit-learn's on the cell's own features
-    with np.load(next((results_dir / "cache" / "embeddings").glob("*.npz"))) as z:
-        features = z["features"]
+    features = np.load(next((results_dir / "cache" / "embeddings").glob("*.features.npy")))
     assignments = client.download_artifacts(run.info.run_id, "assignments.csv", str(results_dir.parent))
     labels = np.loadtxt(assignments, delimiter=",", skiprows=1, dtype=int)[:, 1]
     assert metrics["silhouette"] == pytest.approx(silhouette_score(features, labels), abs=1e-5)

@@ -113,7 +113,7 @@ def test_umap_then_hdbscan_and_ward_on_digits_and_the_reduced_cache(run_cli, res
     assert hdb["metrics"]["nmi"] >= 0.85 and hdb["metrics"]["noise_fraction"] < 0.05  # REFERENCE: 0.89-0.91
     assert ward["metrics"]["nmi"] >= 0.85 and ward["params"]["k"] == 10
     assert ward["params"]["feature_dim"] == 10 and "umap=10" in ward["params"]["reducer"]
-    (entry,) = list((results_dir / "cache" / "reduced").glob("*.npz"))
+    (entry,) = list((results_dir / "cache" / "reduced").glob("*.features.npy"))
 
     import clusterbench.scoring.reduce as reduce
 
@@ -122,4 +122,4 @@ def test_umap_then_hdbscan_and_ward_on_digits_and_the_reduced_cache(run_cli, res
                                     json_name="again.json")
     assert status == 0, err  # served from cache/reduced: UMAP not run again
     assert again["cells"][0]["metrics"]["nmi"] >= 0.85
-    assert list((results_dir / "cache" / "reduced").glob("*.npz")) == [entry]
+    assert list((results_dir / "cache" / "reduced").glob("*.features.npy")) == [entry]

@@ -253,7 +253,7 @@ def test_a_class_plug_in_is_registered_under_its_entry_point_name(fresh, tmp_pat
 
 @pytest.mark.parametrize(("source", "value", "reason"), [
     ("class NoFit:\n    needs = frozenset()\n", "{mod}:NoFit",
-     "clusterer 'bad' (NoFit) breaks the clusterer contract: no 'fit', no 'owns_k', no 'search_space', "
+     "clusterer 'bad' (NoFit) breaks the clusterer contract: no 'fit', no 'owns_k', no 'plan', no 'search_space', "
      "no 'tunable', no 'tune_keys'"),
     ("from clusterbench.methods.clusterers.base import ClustererBase\n\n\n"
      "class Greedy(ClustererBase):\n    needs = frozenset({'images'})\n\n    def fit(self, X, context=None):\n        pass\n",

@@ -143,9 +143,36 @@ class ClusterResult:
     info: dict = field(default_factory=dict)
 
 
+# What a dataset holds and an embedder reads: a dataset declares ``provides`` and an embedder
+# ``consumes``, one of these (undeclared: images). A pair that does not match is refused before
+# anything runs.
+INPUTS = ("images", "features")
+
+
 @runtime_checkable
 class Dataset(Protocol):
     def load(self): ...  # -> clusterbench.datasets.base.ImageData
+
+
+@runtime_checkable
+class CheckedDataset(Protocol):
+    """A dataset that can look at its files cheaply before anything runs (``check`` raises a
+    one-line DataError: a features file with NaN rows, labels of the wrong length, ...)."""
+
+    def check(self) -> None: ...
+
+
+def provides(dataset_cls: type) -> str:
+    """What a dataset class holds (``provides``; images unless it declares otherwise)."""
+    return dataset_cls.__dict__.get("provides", "images") if isinstance(dataset_cls, type) else "images"
+
+
+def consumes(embedder_cls: type) -> str:
+    """What an embedder class reads (``consumes``, declared on EmbedderBase; images otherwise)."""
+    for klass in getattr(embedder_cls, "__mro__", ()):
+        if "consumes" in klass.__dict__:
+            return klass.__dict__["consumes"]
+    return "images"
 
 
 @runtime_checkable
@@ -166,6 +193,11 @@ class Clusterer(Protocol):
     tune_keys: ClassVar[dict[str, str]]  # its own --tune keys -> what they do
 
     def fit(self, X: np.ndarray, context: Context) -> ClusterResult: ...
+
+    def plan(self, n: int, dim: int) -> str | None:
+        """What it will do differently for ``n`` points of ``dim`` dimensions (an approximation
+        it takes above a size), said and recorded before it starts; None when nothing."""
+        ...
 
     @classmethod
     def search_space(cls, n: int, dim: int, tune: Mapping) -> list[Param]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from clusterbench.core.catalog import Registries, registries
+from clusterbench.core.contracts import CheckedDataset, consumes, provides
 from clusterbench.core.errors import UserError
 from clusterbench.core.suite import Cell, Suite
 
@@ -44,6 +45,23 @@ def validate_cells(cells: list[Cell], found: Registries | None = None) -> None:
     validate_k(cells)
 
 
+def validate_inputs(cells: list[Cell], found: Registries | None = None) -> None:
+    """Each (dataset, embedder) pair holds what the embedder reads, and each dataset that can look
+    at its files (:class:`CheckedDataset`) does so, once."""
+    datasets, embedders, _ = found or registries()
+    checked: set[str] = set()
+    for cell in cells:
+        has, reads = provides(datasets.get(cell.dataset.name)), consumes(embedders.get(cell.embedder.name))
+        if has != reads:
+            hint = "use -e identity" if has == "features" else "identity reads a features: dataset"
+            raise UserError(f"embedder {cell.embedder.name!r} reads {reads}, but dataset {cell.dataset} holds {has}; {hint}")
+        if str(cell.dataset) not in checked:
+            checked.add(str(cell.dataset))
+            dataset = datasets.create(cell.dataset)
+            if isinstance(dataset, CheckedDataset):
+                dataset.check()
+
+
 def validate_suite(suite: Suite, *, validate_tune: Callable[[dict, list[Cell]], None] | None = None,
                    found: Registries | None = None) -> list[Cell]:
     """The whole suite, before anything runs; returns its cells.
@@ -56,6 +74,7 @@ def validate_suite(suite: Suite, *, validate_tune: Callable[[dict, list[Cell]], 
         suite.reduce.validate()
     cells = suite.cells()
     validate_k(cells)
+    validate_inputs(cells, found)
     if validate_tune is not None:
         validate_tune(suite.tune, cells)
     return cells

@@ -33,41 +33,50 @@ def reduced_key(embedding_cache_key: str, reducer: str, seed: int) -> str:
 
 
 class EmbeddingCache:
+    """Features (and logits) as ``.npy`` files loaded memory-mapped: a large embedding is paged in
+    as it is read, not copied into RAM. The JSON record, written last, holds each file's SHA-256."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        return self.root / f"{key}.npz", self.root / f"{key}.json"
+    def _paths(self, key: str) -> tuple[dict[str, Path], Path]:
+        arrays = {"features": self.root / f"{key}.features.npy", "logits": self.root / f"{key}.logits.npy"}
+        return arrays, self.root / f"{key}.json"
 
     def load(self, key: str) -> Embedding | None:
         """The stored embedding, or None on a miss or a damaged entry (then recomputed)."""
-        arrays_path, record_path = self._paths(key)
-        if not (arrays_path.exists() and record_path.exists()):
+        arrays_paths, record_path = self._paths(key)
+        if not (arrays_paths["features"].exists() and record_path.exists()):
             return None
         try:
             record = json.loads(record_path.read_text())
-            if file_sha256(arrays_path, length=None) != record["sha256"]:
-                raise ValueError("checksum mismatch")
-            with np.load(arrays_path, allow_pickle=False) as z:
-                features = z["features"]
-                logits = z["logits"] if "logits" in z.files else None
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-            warnings.warn(f"embedding cache entry {arrays_path} is damaged ({type(e).__name__}: "
+            loaded = {}
+            for name, digest in record["sha256"].items():
+                path = arrays_paths[name]
+                if file_sha256(path, length=None) != digest:
+                    raise ValueError(f"checksum mismatch in {path.name}")
+                loaded[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+            features = loaded["features"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError) as e:
+            warnings.warn(f"embedding cache entry {arrays_paths['features']} is damaged ({type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}); recomputing it", DataWarning, stacklevel=2)
             return None
         classes = Classes(**record["classes"]) if record.get("classes") else None
-        return Embedding(features, EmbedStats.from_dict(record["stats"]), logits, classes)
+        return Embedding(features, EmbedStats.from_dict(record["stats"]), loaded.get("logits"), classes)
 
     def store(self, key: str, embedding: Embedding) -> None:
-        arrays_path, record_path = self._paths(key)
+        arrays_paths, record_path = self._paths(key)
+        self.root.mkdir(parents=True, exist_ok=True)
         arrays = {"features": embedding.features}
         if embedding.logits is not None:
             arrays["logits"] = embedding.logits
-        # np.savez on a path would append .npz to the temp name; an open file keeps the rename exact.
-        with atomic_file(arrays_path) as f:
-            np.savez(f, **arrays)
+        digests = {}
+        for name, array in arrays.items():
+            # np.save on a path would append .npy to the temp name; an open file keeps the rename exact.
+            with atomic_file(arrays_paths[name]) as f:
+                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            digests[name] = file_sha256(arrays_paths[name], length=None)
         classes = None if embedding.classes is None else {"names": embedding.classes.names,
                                                           "wnids": embedding.classes.wnids}
-        # written last: its presence marks a complete entry, and its checksum a sound one
-        write_json(record_path, {"sha256": file_sha256(arrays_path, length=None), "stats": embedding.stats.to_dict(),
-                                 "classes": classes})
+        # written last: its presence marks a complete entry, and its checksums a sound one
+        write_json(record_path, {"sha256": digests, "stats": embedding.stats.to_dict(), "classes": classes})

@@ -249,6 +249,10 @@ class Runner:
         tracker.log_params(run_id, params)
 
         clusterer = clusterers.create(cell.clusterer, **overrides)
+        plan = clusterer.plan(*X.shape)  # what it does differently at this size, said before it starts
+        if plan:
+            self.log(f"{cell.key}: {plan}")
+            tracker.set_tags(run_id, {"cluster.plan": plan})
         context = self._context(cell, data, tracker, run_id, type(clusterer).needs)
         start = time.perf_counter()
         outcome = clusterer.fit(X, context)
@@ -316,6 +320,8 @@ class Runner:
 
         _, embedders, _ = registries()
         try:
+            if not data.has_images:
+                raise UserError(f"explain: dataset {cell.dataset} holds precomputed features, no images to explain")
             check_explainable(embedders, cell.embedder)
         except UserError as exc:
             tracker.log_text(run_id, "explain/skipped.txt", f"{exc}\n")
@@ -391,8 +397,9 @@ class Runner:
                                context=context(type(embedder).needs) if context is not None else Context(seed=cell.seed))
         cache_key = embedding_key(data.fingerprint, str(cell.embedder), embedder.identity())
         self._embedding_keys[(str(cell.dataset), str(cell.embedder))] = cache_key
+        cached = type(embedder).cache_features
         start = time.perf_counter()
-        hit = None if self.force else self.cache.load(cache_key)
+        hit = None if self.force or not cached else self.cache.load(cache_key)
         if hit is not None and not (wants_logits and (hit.logits is None or hit.classes is None)):  # an entry without logits can't serve k=semantic
             return hit, time.perf_counter() - start, True
         embedding = embedder.embed(data, request)
@@ -400,7 +407,8 @@ class Runner:
         if features.ndim != 2 or len(features) != len(data):
             raise UserError(f"embedder {cell.embedder}: returned shape {features.shape} for {len(data)} images")
         embedding.features = features
-        self.cache.store(cache_key, embedding)
+        if cached:
+            self.cache.store(cache_key, embedding)
         return embedding, time.perf_counter() - start, False
 
     def _context(self, cell: Cell, data, tracker: Tracker, run_id: str, needs: frozenset[str]) -> Context:

@@ -56,6 +56,13 @@ class Agglomerative(ClustererBase):
         self.n_micro = n_micro
         self.seed = seed
 
+    def plan(self, n: int, dim: int) -> str | None:
+        if n <= self.max_points:
+            return None
+        return (f"agglomerative: {n:,} points > max_points={self.max_points:,} (exact needs "
+                f"~{exact_memory_bytes(n) / 2**30:,.0f} GiB): {self.linkage} linkage on {min(self.n_micro, n):,} "
+                "k-means micro-clusters, each point taking its micro-cluster's label")
+
     def fit(self, X, context=None) -> ClusterResult:
         X = check_features(X, self.k, "agglomerative")
         if self.linkage not in LINKAGES:

@@ -32,6 +32,10 @@ class ClustererBase:
     def fit(self, X, context: Context | None = None) -> ClusterResult:
         raise NotImplementedError
 
+    def plan(self, n: int, dim: int) -> str | None:
+        """Nothing differs with size."""
+        return None
+
     def fit_predict(self, X, context: Context | None = None) -> np.ndarray:
         return self.fit(X, context or Context()).labels
 

@@ -1,7 +1,9 @@
 """HDBSCAN (the ``hdbscan`` package): finds the number of clusters itself; noise is -1.
 
 Above ``max_dim`` dimensions its tree algorithms degrade to brute force, so wider inputs are
-first reduced with PCA (recorded in the result's ``info``).
+first reduced with PCA (recorded in the result's ``info``). Above ``max_points`` it is fitted on
+a random sample of that many points and the others are assigned with the package's
+``approximate_predict`` (said up front by :meth:`HDBSCAN.plan`).
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class HDBSCAN(ClustererBase):
 
     def __init__(self, min_cluster_size: Annotated[int, Interval(2, None)] = 10, min_samples: PositiveInt | None = None,
                  max_dim: PositiveInt | None = 50, cluster_selection_method: Literal["eom", "leaf"] = "eom",
-                 seed: Seed = 0):
+                 max_points: Annotated[int, Interval(100, None)] = 100_000, seed: Seed = 0):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.max_dim = max_dim
+        self.max_points = max_points
         self.cluster_selection_method = cluster_selection_method
         self.seed = seed
 
@@ -72,15 +75,31 @@ class HDBSCAN(ClustererBase):
 
             X = Reducer(pca=self.max_dim, seed=self.seed).fit_transform(X)
             reduced_to = self.max_dim
+        sampled = len(X) > self.max_points
         model = hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
-            cluster_selection_method=self.cluster_selection_method, core_dist_n_jobs=1,
+            cluster_selection_method=self.cluster_selection_method, core_dist_n_jobs=1, prediction_data=sampled,
         )
-        labels = model.fit_predict(X.astype(np.float64)).astype(np.int64)
+        if sampled:
+            idx = np.sort(np.random.default_rng(self.seed).choice(len(X), self.max_points, replace=False))
+            model.fit(X[idx].astype(np.float64))
+            labels = np.empty(len(X), dtype=np.int64)
+            for s in range(0, len(X), 100_000):  # bounded memory for the query's neighbour arrays
+                labels[s:s + 100_000], _ = hdbscan.approximate_predict(model, X[s:s + 100_000].astype(np.float64))
+            labels[idx] = model.labels_
+        else:
+            labels = model.fit_predict(X.astype(np.float64)).astype(np.int64)
         found = int(labels.max() + 1) if len(labels) else 0
         return ClusterResult(labels, info={
             "n_clusters_found": found,
             "noise_fraction": float(np.mean(labels < 0)),
             "reduced_to": reduced_to,
+            "method": f"sample:{self.max_points}+approximate_predict" if sampled else "exact",
             "seconds": time.perf_counter() - start,
         })
+
+    def plan(self, n: int, dim: int) -> str | None:
+        if n <= self.max_points:
+            return None
+        return (f"hdbscan: {n:,} points > max_points={self.max_points:,}: fitted on a random sample of "
+                f"{self.max_points:,}, the other points assigned with hdbscan.approximate_predict")

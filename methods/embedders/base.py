@@ -17,6 +17,8 @@ class EmbedderBase:
 
     needs: ClassVar[frozenset[str]] = frozenset()
     has_classifier: ClassVar[bool] = False
+    consumes: ClassVar[str] = "images"  # or "features": what the dataset must hold (see contracts.INPUTS)
+    cache_features: ClassVar[bool] = True  # False: its output is already on disk (no cache copy)
 
     def identity(self) -> str:
         raise NotImplementedError
