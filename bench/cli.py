@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--explain", type=int, default=0, metavar="N", help="put a Grad-CAM panel of N images into "
                      "each cell's MLflow run (explain/; embedders with a classifier head)")
+    run.add_argument("--executor", default="local", metavar="local|ray", help="where cells run: in this process one "
+                     "after another (default) or as tasks on a Ray cluster (embedding tasks, then cell tasks)")
+    run.add_argument("--ray-address", metavar="ADDR", help="Ray head to join (HOST:PORT, ray://HOST:PORT or auto); "
+                     "default: a local cluster sized to this machine")
     run.add_argument("--pictures", metavar="true|false", help="gallery, contingency matrix, 2-D map and sizes in each "
                      "cell's run, report.html in the suite's (default: the suite's 'pictures', else true)")
 
@@ -134,9 +138,11 @@ def cmd_run(args) -> int:
     if args.explain < 0:
         raise UserError(f"--explain {args.explain}: give a number of images (0: none)")
     pictures = _flag("--pictures", args.pictures)
+    from clusterbench.run.executors import make_executor
 
+    executor = make_executor(args.executor, args.ray_address)  # Ray missing or its head unreachable: one line
     runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
-                    optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures)
+                    optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures, executor=executor)
     results = runner.run(suite)
     print_table(results)
     if args.json:

@@ -46,3 +46,26 @@ def test_bad_dynamics_settings_are_refused():
         DeepClusterConfig(min_steps=-1)
     with pytest.raises(UserError):
         DeepClusterConfig(top_lr=0.0)
+
+
+def test_the_centroid_head_trains_and_bad_head_settings_are_refused():
+    data = DATASETS.create("digits:limit=100").load()
+    base = dict(epochs=1, k=8, batch_size=32, size=16, precision="fp32", device="cpu", min_steps=3)
+    centroids = train_deepcluster(data, DeepClusterConfig(**base, head="centroids"), progress=False, log=None)
+    assert np.isfinite(centroids.history[0]["loss"]) and centroids.features.shape[0] == 100
+    with pytest.raises(UserError):
+        DeepClusterConfig(head="linear")
+    with pytest.raises(UserError):
+        DeepClusterConfig(temperature=0.0)
+
+
+def test_the_epoch_figure_draws_the_loss_against_ln_k():
+    from clusterbench.methods.deepcluster import nmi_figure
+
+    history = [{"epoch": e, "loss": loss, "loss_ln_k": float(np.log(30)), "nmi_labels": 0.5} for e, loss in
+               enumerate([3.4, 2.5, 1.9])]
+    nmi_ax, loss_ax = nmi_figure(history).axes
+    curves = {line.get_label(): list(line.get_ydata()) for line in loss_ax.lines}
+    assert curves["training loss"] == [3.4, 2.5, 1.9]
+    assert curves["ln k (chance)"] == pytest.approx([np.log(30)] * 3)
+    assert [line.get_label() for line in nmi_ax.lines] == ["NMI(pseudo-labels, labels)"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from clusterbench.core.validate import validate_cells as check_cells
 from clusterbench.core.validate import validate_suite
 from clusterbench.k.kchoice import resolve_k
 from clusterbench.run.cache import EmbeddingCache, embedding_key, reduced_key
+from clusterbench.run.cell_result import JSON_METRICS, CellResult  # noqa: F401  (re-exported: the runner's result)
 from clusterbench.run.environment import git_commit, library_versions
 from clusterbench.run.locks import cell_lock, exclusive
 from clusterbench.run.perf import peak_host_memory_mb
@@ -35,38 +35,6 @@ from clusterbench.track.tracking import (
     default_tracking_uri,
 )
 
-JSON_METRICS = ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
-                "n_clusters", "noise_fraction", "embed_seconds", "throughput_img_per_s", "cluster_seconds")
-
-
-@dataclass
-class CellResult:
-    cell: Cell
-    status: str = "ok"
-    error: str | None = None
-    params: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    run_id: str | None = None
-    cached: bool = False
-    k_curve: dict = field(default_factory=dict)  # the K sweep's per-K score, NMI, AMI (k=auto, auto:NAME)
-
-    def to_json(self) -> dict:
-        metrics = {k: self.metrics.get(k) for k in JSON_METRICS}
-        metrics.update({k: v for k, v in self.metrics.items() if k not in metrics})
-        return {
-            "key": self.cell.key,
-            "dataset": str(self.cell.dataset),
-            "embedder": str(self.cell.embedder),
-            "clusterer": str(self.cell.clusterer),
-            "status": self.status,
-            "error": self.error,
-            "cached": self.cached,
-            "params": self.params,
-            "metrics": metrics,
-            "mlflow_run_id": self.run_id,
-            **({"k_curve": self.k_curve} if self.k_curve else {}),
-        }
-
 
 def validate_cells(cells: list[Cell]) -> None:
     """Every name and parameter is checked before anything runs (a typo costs nothing)."""
@@ -76,8 +44,10 @@ def validate_cells(cells: list[Cell]) -> None:
 class Runner:
     def __init__(self, results_dir: str | Path = "results", tracking_uri: str | None = None, force: bool = False,
                  progress: bool = True, log=None, optuna_storage: str | None = None, explain: int = 0,
-                 pictures: bool | None = None):
+                 pictures: bool | None = None, executor=None):
         self.results_dir = Path(results_dir).resolve()
+        self.executor = executor  # runs the cells: in this process (None, local) or on a cluster
+        self.embeddings_fresh = False  # True in a worker: the suite's embedding stage wrote the cache
         self.explain = int(explain)  # run --explain N: a Grad-CAM panel of N images in each cell's run
         self.pictures = pictures  # gallery, contingency, map, sizes per cell; None: as the suite says
         self._pictures_on = pictures is not False
@@ -130,12 +100,15 @@ class Runner:
         results: list[CellResult] = []
         status = "FAILED"
         try:
-            for i, cell in enumerate(cells, 1):
-                if STOP_REQUESTED.is_set():
-                    raise KeyboardInterrupt
-                result = self._claim_and_run(cell, tracker, parent, done)
-                self.log(f"[{i}/{len(cells)}] {cell.key}: {self._summary(result)}")
+            if self.executor is None:
+                ran = (self._claim_and_run(cell, tracker, parent, done) for cell in self._until_stopped(cells))
+            else:
+                ran = self.executor.run_cells(self._job(uri, tracker, parent), cells, done)
+            for i, result in enumerate(ran, 1):
+                self.log(f"[{i}/{len(cells)}] {result.cell.key}: {self._summary(result)}")
                 results.append(result)
+            order = {cell.key: i for i, cell in enumerate(cells)}
+            results.sort(key=lambda r: order[r.cell.key])  # an executor yields them as they finish
             status = "FINISHED"
             from clusterbench.k.compare import log_comparison
 
@@ -155,11 +128,30 @@ class Runner:
             tracker.end_run(parent, status)
         return results
 
-    def _claim_and_run(self, cell: Cell, tracker: Tracker, parent: str, done: dict) -> CellResult:
-        """Run the cell unless it finished earlier or another process is running it now."""
+    @staticmethod
+    def _until_stopped(cells: list[Cell]):
+        for cell in cells:
+            if STOP_REQUESTED.is_set():
+                raise KeyboardInterrupt
+            yield cell
+
+    def _job(self, uri: str, tracker: Tracker, parent: str):
+        """What a worker process needs to run this suite's cells (see :mod:`clusterbench.run.worker`)."""
+        from clusterbench.run.job import Job
+
+        return Job(str(self.results_dir), uri, tracker.experiment_name, parent, force=self.force,
+                   optuna_storage=self.optuna_storage, explain=self.explain, pictures=self._pictures_on)
+
+    def _claim_and_run(self, cell: Cell, tracker: Tracker, parent: str, done: dict,
+                       discard_dead: bool = False) -> CellResult:
+        """Run the cell unless it finished earlier or another process is running it now. With
+        ``discard_dead`` (a retried task), runs of the cell still RUNNING are attempts that died
+        with their worker (the lock is ours), and are deleted so the cell is recorded once."""
         with cell_lock(self.results_dir, cell.key) as mine:
             if not mine:
                 return CellResult(cell, status="skipped", error="running in another process")
+            if discard_dead:
+                tracker.delete_unfinished(cell.key)
             prior = done.get(cell.key) or (None if self.force else tracker.finished_run(cell.key))
             if prior is not None:
                 return CellResult(cell, params=dict(prior.data.params), metrics=dict(prior.data.metrics),
@@ -399,7 +391,7 @@ class Runner:
         self._embedding_keys[(str(cell.dataset), str(cell.embedder))] = cache_key
         cached = type(embedder).cache_features
         start = time.perf_counter()
-        hit = None if self.force or not cached else self.cache.load(cache_key)
+        hit = None if (self.force and not self.embeddings_fresh) or not cached else self.cache.load(cache_key)
         if hit is not None and not (wants_logits and (hit.logits is None or hit.classes is None)):  # an entry without logits can't serve k=semantic
             return hit, time.perf_counter() - start, True
         embedding = embedder.embed(data, request)

@@ -127,6 +127,7 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # schema-migration chatter on every new store
 
         self.uri = tracking_uri
+        self.experiment_name = experiment
         self.client = _Shielded(MlflowClient(tracking_uri))
         try:
             exp = self.client.get_experiment_by_name(experiment)
@@ -239,6 +240,16 @@ class Tracker:
     def finished_run(self, cell_key: str):
         """The newest FINISHED run of one cell, or None (checked again under the cell's lock)."""
         return finished_cell_runs(self.client, self.experiment_id, cell_key).get(cell_key)
+
+    def delete_unfinished(self, cell_key: str) -> list[str]:
+        """Delete the cell's runs still RUNNING (attempts that died with their worker; the caller
+        holds the cell's lock, so none is alive): the cell's retry is then its only record."""
+        key = cell_key.replace("'", "\\'")
+        runs = self.client.search_runs([self.experiment_id], max_results=1000, filter_string=(
+            f"tags.`{CELL_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"))
+        for run in runs:
+            self.client.delete_run(run.info.run_id)
+        return [run.info.run_id for run in runs]
 
     def close_orphans(self) -> list[str]:
         """Mark KILLED the RUNNING runs of this host whose process no longer exists."""

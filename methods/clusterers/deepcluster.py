@@ -9,7 +9,7 @@ The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.params import Device, Interval, PositiveInt, Precision, Seed
@@ -35,6 +35,15 @@ class DeepCluster(ClustererBase):
                  lr: Annotated[float, Interval(0, None, closed="neither")] = _D.lr, batch_size: PositiveInt = _D.batch_size,
                  crop_min: Annotated[float, Interval(0, 1, closed="right")] = _D.crop_min,
                  jitter: Annotated[float, Interval(0, None)] = _D.jitter,
+                 flip: bool = _D.flip, min_steps: Annotated[int, Interval(0, None)] = _D.min_steps,
+                 reassign_empty: bool = _D.reassign_empty,
+                 top_lr: Annotated[float, Interval(0, None, closed="neither")] | None = _D.top_lr,
+                 warmup_steps: Annotated[int, Interval(0, None)] = _D.warmup_steps,
+                 head: Literal["random", "centroids"] = _D.head,
+                 temperature: Annotated[float, Interval(0, None, closed="neither")] = _D.temperature,
+                 momentum: Annotated[float, Interval(0, 1, closed="left")] = _D.momentum,
+                 weight_decay: Annotated[float, Interval(0, None)] = _D.weight_decay,
+                 kmeans_iter: PositiveInt = _D.kmeans_iter,
                  precision: Precision = _D.precision, device: Device = _D.device, seed: Seed = _D.seed):
         self.k = k
         self.epochs = epochs
@@ -47,6 +56,16 @@ class DeepCluster(ClustererBase):
         self.batch_size = batch_size
         self.crop_min = crop_min
         self.jitter = jitter
+        self.flip = flip
+        self.min_steps = min_steps
+        self.reassign_empty = reassign_empty
+        self.top_lr = top_lr
+        self.warmup_steps = warmup_steps
+        self.head = head
+        self.temperature = temperature
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.kmeans_iter = kmeans_iter
         self.precision = precision
         self.device = device
         self.seed = seed

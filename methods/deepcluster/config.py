@@ -45,6 +45,8 @@ class DeepClusterConfig:
     reassign_empty: bool = True  # an empty cluster takes half of a cluster picked with probability ~ size - 1
     top_lr: float | None = None  # the fresh top layer's learning rate (None: lr)
     warmup_steps: int = 0  # steps at each epoch's start that train the fresh top layer only (body frozen)
+    head: str = "random"  # random: the reference's fresh linear layer | centroids: cosine to the k-means centroids
+    temperature: float = 0.1  # head=centroids: logits are cosine / temperature (DeepCluster-v2's 0.1)
     precision: str = "auto"  # feature pass and training: auto | fp32 | bf16 (| fp16: feature pass on CUDA)
     seed: int = 0
     device: str = "auto"
@@ -64,6 +66,8 @@ class DeepClusterConfig:
             raise UserError("deepcluster: batch_size, kmeans_iter must be >= 1 and pca_dim >= 2")
         if self.min_steps < 0 or self.warmup_steps < 0 or (self.top_lr is not None and not self.top_lr > 0):
             raise UserError("deepcluster: min_steps and warmup_steps must be >= 0 and top_lr > 0")
+        if self.head not in ("random", "centroids") or not self.temperature > 0:
+            raise UserError(f"deepcluster: head={self.head!r} must be random or centroids and temperature > 0")
         if not 0 < self.crop_min <= 1:
             raise UserError(f"deepcluster: crop_min={self.crop_min} must be in (0, 1]")
 

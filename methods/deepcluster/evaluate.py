@@ -46,13 +46,14 @@ def _epoch_line(epoch: int, epochs: int, m: dict) -> str:
 
 
 def nmi_figure(history: list[dict], title: str = "DeepCluster"):
-    """NMI over epochs: vs the previous epoch's assignment (stability) and vs the labels."""
+    """NMI over epochs (vs the previous epoch's assignment, stability, and vs the labels) and,
+    beside it, the loss against ln k: a loss that stays at ln k means the network learns nothing."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    ax = fig.add_subplot(1, 2, 1)
     curves = [("nmi_previous", "stability: NMI(assignments t, t-1)"), ("nmi_labels", "NMI(pseudo-labels, labels)")]
     curves += [(k, f"NMI(k-means K={k[len('nmi_labels_k'):]} on features, labels)")
                for k in sorted({k for h in history for k in h if k.startswith("nmi_labels_k")})]
@@ -68,5 +69,18 @@ def nmi_figure(history: list[dict], title: str = "DeepCluster"):
     ax.set_title(title)
     if ax.lines:
         ax.legend(loc="lower right", fontsize="small")
+    loss_ax = fig.add_subplot(1, 2, 2)
+    for key, label in (("loss", "training loss"), ("loss_ln_k", "ln k (chance)")):
+        points = [(h["epoch"] + 1, h[key]) for h in history if key in h]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            loss_ax.plot(xs, ys, marker="o" if key == "loss" else None, linestyle="-" if key == "loss" else "--",
+                         label=label)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("cross-entropy")
+    loss_ax.set_ylim(bottom=0)
+    loss_ax.grid(True, alpha=0.3)
+    if loss_ax.lines:
+        loss_ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     return fig

@@ -129,8 +129,53 @@ def resolve_train_precision(precision: str, device: str) -> str:
     return "fp32" if p == "fp16" else p  # fp16 training would need a grad scaler: not worth it here
 
 
+def cluster_prototypes(features: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, D) unit-norm means of the L2-normalised features of each cluster (an empty cluster
+    gets a zero row): the centroid head's starting prototypes, in the space that is evaluated."""
+    z = np.nan_to_num(np.asarray(features, dtype=np.float64))
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    sums = np.zeros((k, z.shape[1]))
+    np.add.at(sums, labels, z)
+    return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _make_head(net, k: int, config: DeepClusterConfig, prototypes, gen):
+    """The epoch's top layer: the reference's fresh N(0, 0.01) linear layer on the ReLU output
+    (``head=random``), or cosine logits / ``temperature`` against prototypes that start at the
+    k-means centroids of the embedding (``head=centroids``, DeepCluster-v2), so the first steps
+    already point at the pseudo-labels instead of fitting a random layer from scratch."""
+    import torch
+    import torch.nn as nn
+
+    if config.head == "centroids":
+        if prototypes is None:
+            raise UserError("deepcluster: head=centroids needs the cluster prototypes")
+        top = nn.Linear(prototypes.shape[1], k, bias=False)
+        with torch.no_grad():
+            top.weight.copy_(torch.from_numpy(prototypes))
+        return top
+    top = nn.Linear(net.feature_dim, k)
+    with torch.no_grad():
+        top.weight.normal_(0, 0.01, generator=gen)
+        top.bias.zero_()
+    return top
+
+
+def _logits(net, x, config: DeepClusterConfig, body_grad: bool):
+    import torch
+    import torch.nn.functional as F
+
+    centroids = config.head == "centroids"
+    with torch.set_grad_enabled(body_grad):
+        h = net.embed(x) if centroids else net.classifier(net.body(x))
+    if not centroids:
+        return net.top_layer(h.float())
+    z = F.normalize(h.float(), dim=1)
+    return z @ F.normalize(net.top_layer.weight, dim=1).t() / config.temperature
+
+
 def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfig, *, device: str, precision: str,
-                epoch_seed: int, progress: bool):
+                epoch_seed: int, progress: bool, prototypes: np.ndarray | None = None):
     """One pass of |D| samples drawn uniformly over clusters; returns (mean loss, images/s)."""
     import torch
     import torch.nn as nn
@@ -142,11 +187,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
     order = torch.from_numpy(epoch_sample(labels, config.min_steps * config.batch_size, rng))
     targets_all = torch.from_numpy(labels.astype(np.int64))
 
-    top = nn.Linear(net.feature_dim, k)
-    with torch.no_grad():
-        top.weight.normal_(0, 0.01, generator=gen)
-        top.bias.zero_()
-    net.top_layer = top.to(device)
+    net.top_layer = _make_head(net, k, config, prototypes, gen).to(device)
     top_lr = config.lr if config.top_lr is None else config.top_lr
     top_opt = torch.optim.SGD(net.top_layer.parameters(), lr=top_lr, weight_decay=config.weight_decay)
     mean, std = (t.to(device) for t in _norm_stats(images.shape[1]))
@@ -160,7 +201,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
     batches = range(0, len(order), config.batch_size)
     for step, s in enumerate(progress_bar(batches, "deepcluster train", enabled=progress)):
         idx = order[s:s + config.batch_size]
-        warming = step < config.warmup_steps  # the fresh head fits the pseudo-labels before the body moves
+        warming = step < config.warmup_steps  # the head fits the pseudo-labels before the body moves
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         x = images[idx].to(device, non_blocking=True).float().div_(255.0)
@@ -168,12 +209,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
         y = targets_all[idx].to(device, non_blocking=True)
         with autocast:
-            if warming:
-                with torch.no_grad():
-                    h = net.classifier(net.body(x))
-                loss = criterion(net.top_layer(h.float()).float(), y)
-            else:
-                loss = criterion(net(x).float(), y)
+            loss = criterion(_logits(net, x, config, body_grad=not warming).float(), y)
         optimizer.zero_grad(set_to_none=True)
         top_opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -49,6 +49,7 @@ from .evaluate import _epoch_line, _evaluate, evaluation_features, evaluation_km
 from .images import Normalize, TensorImages, augment, prepare_images  # noqa: F401
 from .steps import (  # noqa: F401
     cluster,
+    cluster_prototypes,
     cluster_stats,
     compute_features,
     epoch_sample,
@@ -173,11 +174,13 @@ def train_deepcluster(
         found_empty = int((np.bincount(labels, minlength=config.k) == 0).sum())
         if config.reassign_empty and found_empty:
             labels, _ = reassign_empty(reduced, labels, config.k, np.random.default_rng(epoch_seed))
+        prototypes = cluster_prototypes(features, labels, config.k) if config.head == "centroids" else None
         t2 = time.perf_counter()
         with torch.random.fork_rng(devices=_cuda_indices(device)):
             torch.manual_seed(epoch_seed)  # dropout: from (seed, epoch) too, so a resumed run matches
             loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, config, device=device,
-                                           precision=precision, epoch_seed=epoch_seed, progress=progress)
+                                           precision=precision, epoch_seed=epoch_seed, progress=progress,
+                                           prototypes=prototypes)
         t3 = time.perf_counter()
         evaluation = _evaluate(features, truth, eval_k, config.seed)  # scoring only: not part of the epoch's time
         metrics = {

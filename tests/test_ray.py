@@ -1,0 +1,73 @@
+"""Suites on a real local Ray cluster: the same metrics as the local executor, each cell once in
+MLflow, an Optuna K search with exactly n_trials across workers, and an unreachable head refused fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("ray")
+
+GRID = ["-d", "digits", "-e", "pixels", "-e", "alexnet:weights=none", "-c", "kmeans", "-c", "agglomerative", "--k", "10"]
+QUALITY = ("nmi", "ami", "ari", "acc", "n_clusters")
+
+
+def _run(tmp_path, name: str, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    out = tmp_path / f"{name}.json"
+    done = subprocess.run([sys.executable, "-m", "clusterbench.cli", "run", *args, "--results", str(tmp_path / name),
+                           "--json", str(out), "--no-progress", "--pictures", "false"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    return done, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def _active_cell_runs(results) -> list:
+    import mlflow
+
+    from clusterbench.track.tracking import ROLE_TAG, default_tracking_uri
+
+    client = mlflow.tracking.MlflowClient(default_tracking_uri(results))
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'cell'", max_results=1000)
+
+
+@pytest.mark.slow
+def test_ray_gives_the_local_metrics_with_each_cell_once(tmp_path):
+    local, here = _run(tmp_path, "local", *GRID)
+    ray, there = _run(tmp_path, "ray", *GRID, "--executor", "ray")
+    assert local.returncode == 0 and ray.returncode == 0, ray.stderr[-2000:]
+    by_key = {c["key"]: c for c in there["cells"]}
+    assert len(by_key) == 4
+    for cell in here["cells"]:
+        other = by_key[cell["key"]]
+        assert other["status"] == "ok"
+        for name in QUALITY:
+            assert other["metrics"][name] == cell["metrics"][name], (cell["key"], name)
+        assert other["metrics"]["silhouette"] == pytest.approx(cell["metrics"]["silhouette"], abs=1e-5)
+    runs = _active_cell_runs(tmp_path / "ray")
+    assert sorted(r.data.tags["clusterbench.cell_key"] for r in runs) == sorted(by_key)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["mlflow.parentRunId"] for r in runs}) == 1  # one suite run shows every child
+
+
+@pytest.mark.slow
+def test_an_optuna_k_search_on_ray_runs_exactly_n_trials_in_total(tmp_path):
+    done, summary = _run(tmp_path, "tune", "-d", "digits:limit=600", "-e", "pixels", "-c", "agglomerative",
+                         "--k", "auto", "--tune", "n_trials=12,k_min=5,k_max=15", "--executor", "ray")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (cell,) = summary["cells"]
+    assert cell["status"] == "ok" and cell["params"]["n_trials"] == 12 and cell["params"]["n_trials_requested"] == 12
+    assert 5 <= cell["params"]["k"] <= 15
+
+
+def test_an_unreachable_ray_address_is_one_line_exit_2_within_seconds(tmp_path):
+    start = time.monotonic()
+    done, summary = _run(tmp_path, "nowhere", "-d", "digits", "-e", "pixels", "-c", "kmeans", "--k", "10",
+                         "--executor", "ray", "--ray-address", "10.255.255.1:6379")
+    assert time.monotonic() - start < 20
+    assert done.returncode == 2 and summary is None
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach a Ray head at 10.255.255.1:6379" in lines[0]
