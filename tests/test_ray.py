@@ -71,3 +71,36 @@ def test_an_unreachable_ray_address_is_one_line_exit_2_within_seconds(tmp_path):
     assert done.returncode == 2 and summary is None
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach a Ray head at 10.255.255.1:6379" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_suite_is_retried_and_every_cell_recorded_once(tmp_path):
+    import os
+    import signal
+
+    import psutil
+
+    out = tmp_path / "killed.json"
+    suite = subprocess.Popen([sys.executable, "-m", "clusterbench.cli", "run", *GRID, "-e", "alexnet:weights=none,layer=features",
+                              "--executor", "ray", "--results", str(tmp_path / "killed"), "--json", str(out),
+                              "--no-progress", "--pictures", "false"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=tmp_path)
+    killed = None
+    deadline = time.monotonic() + 600
+    while killed is None and suite.poll() is None and time.monotonic() < deadline:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            title = " ".join(proc.info["cmdline"] or [])
+            if title.startswith("ray::cell ") or title.startswith("ray::run_cell"):  # a cell task at work
+                os.kill(proc.info["pid"], signal.SIGKILL)
+                killed = title
+                break
+        time.sleep(0.02)
+    _, err = suite.communicate(timeout=900)
+    assert killed is not None, "no cell task was caught running"
+    assert suite.returncode == 0, err[-2000:]
+    summary = json.loads(out.read_text())
+    assert len(summary["cells"]) == 6 and {c["status"] for c in summary["cells"]} == {"ok"}
+    runs = _active_cell_runs(tmp_path / "killed")
+    keys = [r.data.tags["clusterbench.cell_key"] for r in runs]
+    assert sorted(keys) == sorted(c["key"] for c in summary["cells"])  # each cell once, the dead attempt gone
+    assert {r.info.status for r in runs} == {"FINISHED"}
