@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0, help="seed of the image sample")
     ex.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
 
+    srv = sub.add_parser("server", help="start an MLflow tracking server (the store for workers on several machines)")
+    srv.add_argument("--backend-store-uri", help="database behind it, e.g. postgresql://user:pw@host/mlflow "
+                     "(default: sqlite in RESULTS/server)")
+    srv.add_argument("--artifacts", help="where artifacts go (default RESULTS/server/mlartifacts; a shared path "
+                     "or object store for several machines)")
+    srv.add_argument("--results", help="results directory")
+    srv.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for other machines)")
+    srv.add_argument("--port", type=int, default=5000)
+
     ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
     ui.add_argument("--results", help="results directory")
     ui.add_argument("--tracking-uri")
@@ -224,6 +233,20 @@ def cmd_ui(args) -> int:
     return EXIT_OK  # not reached
 
 
+def cmd_server(args) -> int:
+    """``mlflow server`` with artifacts served through it, so workers need only its URL."""
+    root = _results_dir(args) / "server"
+    root.mkdir(parents=True, exist_ok=True)
+    store = args.backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
+    artifacts = args.artifacts or str(root / "mlartifacts")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--artifacts-destination",
+           artifacts, "--host", args.host, "--port", str(args.port), "--workers", "1"]
+    print(f"MLflow tracking server on http://{args.host}:{args.port} over {store}: "
+          f"clusterbench run ... --tracking-uri http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    os.execv(sys.executable, cmd)
+    return EXIT_OK  # not reached
+
+
 def cmd_bench(args) -> int:
     from clusterbench.benchmarking.figures import figures_table
     from clusterbench.track.report import markdown_table
@@ -239,7 +262,7 @@ def cmd_explain(args) -> int:
     return run_command(args)
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "bench": cmd_bench,
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "server": cmd_server, "bench": cmd_bench,
             "explain": cmd_explain}
 
 

@@ -104,3 +104,38 @@ def test_a_worker_killed_mid_suite_is_retried_and_every_cell_recorded_once(tmp_p
     keys = [r.data.tags["clusterbench.cell_key"] for r in runs]
     assert sorted(keys) == sorted(c["key"] for c in summary["cells"])  # each cell once, the dead attempt gone
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_ray_workers_report_to_a_clusterbench_server(tmp_path):
+    import socket
+    import urllib.request
+
+    import mlflow
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "clusterbench.cli", "server", "--results", str(tmp_path / "srv"),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not come up"
+                time.sleep(0.5)
+        done, summary = _run(tmp_path, "served", "-d", "digits:limit=300", "-e", "pixels", "-c", "kmeans",
+                             "-c", "agglomerative", "--k", "10", "--executor", "ray", "--tracking-uri", url)
+        assert done.returncode == 0, done.stderr[-2000:]
+        client = mlflow.tracking.MlflowClient(url)
+        experiment = client.get_experiment_by_name("clusterbench/cli")
+        runs = client.search_runs([experiment.experiment_id], filter_string="tags.`clusterbench.role` = 'cell'")
+        assert sorted(r.info.run_id for r in runs) == sorted(c["mlflow_run_id"] for c in summary["cells"])
+        assert client.list_artifacts(runs[0].info.run_id)  # artifacts went through the server too
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
