@@ -8,12 +8,13 @@ from __future__ import annotations
 from clusterbench.run.job import Job
 
 
-def _runner(job: Job):
+def _runner(job: Job, fresh: bool = True):
+    """The suite's runner in this worker; ``fresh``: the suite's embedding stage already wrote the cache."""
     from clusterbench.run.runner import Runner
 
     runner = Runner(job.results_dir, job.tracking_uri, force=job.force, progress=False,
                     optuna_storage=job.optuna_storage, explain=job.explain, pictures=job.pictures)
-    runner.embeddings_fresh = True  # the suite's embedding stage wrote them, --force or not
+    runner.embeddings_fresh = fresh  # reused, --force or not
     return runner
 
 
@@ -22,8 +23,7 @@ def embed(job: Job, cell) -> str | None:
     (the cells then meet the same failure and record it in their own runs)."""
     from clusterbench.core.errors import one_line_reason
 
-    runner = _runner(job)
-    runner.embeddings_fresh = False  # this stage is the one that computes (and, with --force, recomputes)
+    runner = _runner(job, fresh=False)  # this stage is the one that computes (and, with --force, recomputes)
     try:
         data = runner._dataset(cell)
         tracker = job.tracker() if _logs_while_embedding(cell) else None

@@ -9,11 +9,19 @@ The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from clusterbench.core.errors import UserError
-from clusterbench.core.params import Device, Interval, PositiveInt, Precision, Seed
-from clusterbench.methods.deepcluster.config import DeepClusterConfig
+from clusterbench.core.params import Device, PositiveInt, Precision, Seed
+from clusterbench.methods.deepcluster.config import (
+    Count,
+    CropMin,
+    DeepClusterConfig,
+    Head,
+    Momentum,
+    NetSize,
+    OwnK,
+    Rate,
+    Strength,
+)
 
 from .base import CLUSTERERS, ClustererBase, ClusterResult, Labeling
 
@@ -28,21 +36,21 @@ class DeepCluster(ClustererBase):
     owns_k = True  # its k is the overclustering K; the grid's K only names the extra k-means labels
     tunable = False  # trains a network per fit: not refitted per Optuna trial
 
-    def __init__(self, k: Annotated[int, Interval(2, None)] = _D.k, epochs: Annotated[int, Interval(0, None)] = _D.epochs,
-                 eval_k: Annotated[int, Interval(2, None)] | None = None, backbone: str = _D.backbone,
-                 sobel: bool = _D.sobel, size: Annotated[int, Interval(16, None)] | None = _D.size,
-                 pca_dim: Annotated[int, Interval(2, None)] | None = _D.pca_dim,
-                 lr: Annotated[float, Interval(0, None, closed="neither")] = _D.lr, batch_size: PositiveInt = _D.batch_size,
-                 crop_min: Annotated[float, Interval(0, 1, closed="right")] = _D.crop_min,
-                 jitter: Annotated[float, Interval(0, None)] = _D.jitter,
-                 flip: bool = _D.flip, min_steps: Annotated[int, Interval(0, None)] = _D.min_steps,
+    def __init__(self, k: OwnK = _D.k, epochs: Count = _D.epochs,
+                 eval_k: OwnK | None = None, backbone: str = _D.backbone,
+                 sobel: bool = _D.sobel, size: NetSize | None = _D.size,
+                 pca_dim: OwnK | None = _D.pca_dim,
+                 lr: Rate = _D.lr, batch_size: PositiveInt = _D.batch_size,
+                 crop_min: CropMin = _D.crop_min,
+                 jitter: Strength = _D.jitter,
+                 flip: bool = _D.flip, min_steps: Count = _D.min_steps,
                  reassign_empty: bool = _D.reassign_empty,
-                 top_lr: Annotated[float, Interval(0, None, closed="neither")] | None = _D.top_lr,
-                 warmup_steps: Annotated[int, Interval(0, None)] = _D.warmup_steps,
-                 head: Literal["random", "centroids"] = _D.head,
-                 temperature: Annotated[float, Interval(0, None, closed="neither")] = _D.temperature,
-                 momentum: Annotated[float, Interval(0, 1, closed="left")] = _D.momentum,
-                 weight_decay: Annotated[float, Interval(0, None)] = _D.weight_decay,
+                 top_lr: Rate | None = _D.top_lr,
+                 warmup_steps: Count = _D.warmup_steps,
+                 head: Head = _D.head,
+                 temperature: Rate = _D.temperature,
+                 momentum: Momentum = _D.momentum,
+                 weight_decay: Strength = _D.weight_decay,
                  kmeans_iter: PositiveInt = _D.kmeans_iter,
                  precision: Precision = _D.precision, device: Device = _D.device, seed: Seed = _D.seed):
         self.k = k

@@ -6,8 +6,20 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Annotated, Literal
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.params import Interval
+
+# The declared constraints of the training parameters, once for the embedder and the clusterer
+Count = Annotated[int, Interval(0, None)]  # epochs, steps
+OwnK = Annotated[int, Interval(2, None)]  # DeepCluster's own k, the PCA dimension, the evaluation K
+NetSize = Annotated[int, Interval(16, None)]
+Rate = Annotated[float, Interval(0, None, closed="neither")]  # learning rates, the temperature
+CropMin = Annotated[float, Interval(0, 1, closed="right")]
+Strength = Annotated[float, Interval(0, None)]  # jitter, weight decay
+Head = Literal["random", "centroids"]
+Momentum = Annotated[float, Interval(0, 1, closed="left")]
 
 # Config fields that do not change the learned weights (left out of the cache key).
 _NOT_IN_KEY = ("device",)

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.hashing import file_sha256
-from clusterbench.core.params import Device, ExistingFile, Interval, PositiveInt, Precision, Seed
-from clusterbench.methods.deepcluster.config import DeepClusterConfig
+from clusterbench.core.params import Device, ExistingFile, PositiveInt, Precision, Seed
+from clusterbench.methods.deepcluster.config import (
+    Count,
+    CropMin,
+    DeepClusterConfig,
+    Head,
+    Momentum,
+    NetSize,
+    OwnK,
+    Rate,
+    Strength,
+)
 
 from .base import EMBEDDERS, EmbedderBase, Embedding, EmbedRequest, EmbedStats
 
@@ -39,20 +49,20 @@ class AlexNetDeepCluster(EmbedderBase):
     has_classifier = False  # trained on pseudo-labels: no head whose classes mean anything
 
     def __init__(self, checkpoint: Annotated[str, ExistingFile()] | None = None,
-                 epochs: Annotated[int, Interval(0, None)] = _D.epochs, k: Annotated[int, Interval(2, None)] = _D.k,
-                 backbone: str = _D.backbone, sobel: bool = _D.sobel, size: Annotated[int, Interval(16, None)] | None = _D.size,
-                 pca_dim: Annotated[int, Interval(2, None)] | None = _D.pca_dim,
-                 lr: Annotated[float, Interval(0, None, closed="neither")] = _D.lr, batch_size: PositiveInt = _D.batch_size,
-                 crop_min: Annotated[float, Interval(0, 1, closed="right")] = _D.crop_min,
-                 jitter: Annotated[float, Interval(0, None)] = _D.jitter,
-                 flip: bool = _D.flip, min_steps: Annotated[int, Interval(0, None)] = _D.min_steps,
+                 epochs: Count = _D.epochs, k: OwnK = _D.k,
+                 backbone: str = _D.backbone, sobel: bool = _D.sobel, size: NetSize | None = _D.size,
+                 pca_dim: OwnK | None = _D.pca_dim,
+                 lr: Rate = _D.lr, batch_size: PositiveInt = _D.batch_size,
+                 crop_min: CropMin = _D.crop_min,
+                 jitter: Strength = _D.jitter,
+                 flip: bool = _D.flip, min_steps: Count = _D.min_steps,
                  reassign_empty: bool = _D.reassign_empty,
-                 top_lr: Annotated[float, Interval(0, None, closed="neither")] | None = _D.top_lr,
-                 warmup_steps: Annotated[int, Interval(0, None)] = _D.warmup_steps,
-                 head: Literal["random", "centroids"] = _D.head,
-                 temperature: Annotated[float, Interval(0, None, closed="neither")] = _D.temperature,
-                 momentum: Annotated[float, Interval(0, 1, closed="left")] = _D.momentum,
-                 weight_decay: Annotated[float, Interval(0, None)] = _D.weight_decay,
+                 top_lr: Rate | None = _D.top_lr,
+                 warmup_steps: Count = _D.warmup_steps,
+                 head: Head = _D.head,
+                 temperature: Rate = _D.temperature,
+                 momentum: Momentum = _D.momentum,
+                 weight_decay: Strength = _D.weight_decay,
                  kmeans_iter: PositiveInt = _D.kmeans_iter, precision: Precision = _D.precision,
                  device: Device = _D.device, seed: Seed = _D.seed, l2: bool = True):
         self.checkpoint = checkpoint
