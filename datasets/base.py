@@ -34,6 +34,9 @@ class ImageData:
     name: str = ""
     info: dict = field(default_factory=dict)
     items: dict[str, np.ndarray] = field(default_factory=dict)
+    # A mirrored image shows the same class, so horizontal flips are a valid augmentation
+    # (False for digits: a mirrored 2 or 7 is another shape).
+    mirror_invariant: bool = True
 
     has_images: ClassVar[bool] = True
 
@@ -103,7 +106,7 @@ def select_subset(n: int, labels: np.ndarray | None, limit: int | None, seed: in
 
 
 def finish(name: str, images, labels, class_names, source_hash: str, limit, seed, items: dict | None = None,
-           **selection) -> ImageData:
+           mirror_invariant: bool = True, **selection) -> ImageData:
     """Apply ``limit``/``seed`` (to the per-item metadata ``items`` too) and build the
     fingerprint from content + selection."""
     labels = None if labels is None else np.asarray(labels, dtype=np.int64)
@@ -115,4 +118,4 @@ def finish(name: str, images, labels, class_names, source_hash: str, limit, seed
     sel = ",".join(f"{k}={v}" for k, v in sorted(selection.items()))
     fingerprint = content_hash(name, source_hash, sel, f"limit={limit}", f"seed={seed}" if limit else "")
     return ImageData(images, labels, class_names, fingerprint, name=name, info={"n": len(images), **selection},
-                     items=items)
+                     items=items, mirror_invariant=mirror_invariant)

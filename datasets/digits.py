@@ -20,4 +20,5 @@ class Digits:
         # Pixel values are 0..16; scale to the uint8 range every other dataset uses.
         images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
         names = [str(t) for t in bunch.target_names]
-        return finish("digits", images, bunch.target, names, content_hash(images, bunch.target), self.limit, self.seed)
+        return finish("digits", images, bunch.target, names, content_hash(images, bunch.target), self.limit, self.seed,
+                      mirror_invariant=False)

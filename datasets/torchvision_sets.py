@@ -26,6 +26,7 @@ class TorchvisionSet:
     tv_class = ""
     # Our split -> the torchvision parts concatenated for it, in order.
     splits: dict[str, tuple[str, ...]] = {"train": ("train",), "test": ("test",), "all": ("train", "test")}
+    mirror_invariant = True  # see ImageData.mirror_invariant
 
     # root= need not exist yet: the files are downloaded there when missing.
     def __init__(self, split: Annotated[str, ChoiceOf("splits")] = "all", root: str | None = None, limit: Limit = None,
@@ -53,6 +54,7 @@ class TorchvisionSet:
             content_hash(images, labels),
             self.limit,
             self.seed,
+            mirror_invariant=self.mirror_invariant,
             split=self.split,
         )
         data.info["root"] = root
@@ -122,6 +124,7 @@ class MNIST(TorchvisionSet):
 
     name = "mnist"
     tv_class = "MNIST"
+    mirror_invariant = False  # mirrored digits are other shapes
 
     def download_url(self, cls) -> str:
         return cls.mirrors[0]

@@ -92,7 +92,7 @@ def test_loop_logs_every_epoch_and_the_checkpoint_round_trips(digits, tmp_path):
     ckpt = read_checkpoint(tmp_path / T.CHECKPOINT_NAME)  # weights_only=True
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2 and ckpt["assignments"].shape == (200,)
     net, loaded_config, resolved = model_from_checkpoint(ckpt)
-    assert loaded_config == config and resolved == {"backbone": "alexnet-small", "size": 16, "pca_dim": 32}
+    assert loaded_config == config and resolved == {"backbone": "alexnet-small", "size": 16, "pca_dim": 32, "flip": False}
     again, _ = T.compute_features(net, T.prepare_images(digits, 16), device="cpu", precision="fp32",
                                   batch_size=64, progress=False)
     np.testing.assert_allclose(again, result.features, rtol=1e-4, atol=1e-4)

@@ -20,6 +20,7 @@ from clusterbench.methods.deepcluster.config import (
     NetSize,
     OwnK,
     Rate,
+    Schedule,
     Strength,
 )
 
@@ -40,10 +41,10 @@ class DeepCluster(ClustererBase):
                  eval_k: OwnK | None = None, backbone: str = _D.backbone,
                  sobel: bool = _D.sobel, size: NetSize | None = _D.size,
                  pca_dim: OwnK | None = _D.pca_dim,
-                 lr: Rate = _D.lr, batch_size: PositiveInt = _D.batch_size,
+                 lr: Rate = _D.lr, lr_schedule: Schedule = _D.lr_schedule, batch_size: PositiveInt = _D.batch_size,
                  crop_min: CropMin = _D.crop_min,
                  jitter: Strength = _D.jitter,
-                 flip: bool = _D.flip, min_steps: Count = _D.min_steps,
+                 flip: bool | None = _D.flip, min_steps: Count = _D.min_steps,
                  reassign_empty: bool = _D.reassign_empty,
                  top_lr: Rate | None = _D.top_lr,
                  warmup_steps: Count = _D.warmup_steps,
@@ -61,6 +62,7 @@ class DeepCluster(ClustererBase):
         self.size = size
         self.pca_dim = pca_dim
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.crop_min = crop_min
         self.jitter = jitter

@@ -6,10 +6,12 @@ One epoch (Caron et al., 2018, and the reference implementation):
    path, :func:`clusterbench.infer.inference.run_inference`);
 2. PCA to ``pca_dim`` with whitening (eigen power -0.5), L2-normalised rows, faiss k-means
    (``kmeans_iter`` iterations, no subsampling, a new seed each epoch) -> pseudo-labels;
-3. |D| samples drawn uniformly over the non-empty clusters, augmented (random resized crop +
-   horizontal flip, done batched with ``grid_sample``), a freshly initialised top layer
-   (N(0, 0.01)) with its own SGD, and SGD on the body (lr 0.05, momentum 0.9, weight decay
-   1e-5, batch 256) that persists across epochs.
+3. |D| samples (at least ``min_steps`` batches) drawn uniformly over the non-empty clusters,
+   augmented (random resized crop + horizontal flip where the dataset's mirror images are the
+   same class, batched with ``grid_sample``), a fresh top layer with its own SGD (prototypes
+   at the epoch's centroids, DeepCluster-v2's head, or the reference's N(0, 0.01) linear
+   layer), and SGD on the body (lr 0.05, momentum 0.9, weight decay 1e-5, batch 256) that
+   persists across epochs.
 
 Metrics per epoch go to ``log_metrics(dict, step=epoch)`` (0-based epoch index). Nothing here
 knows about MLflow; the harness routes the callback to its tracker.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,7 @@ from .steps import (  # noqa: F401
     cluster_stats,
     compute_features,
     epoch_sample,
+    lr_scale,
     nmi,
     reassign_empty,
     reduce_features,
@@ -127,7 +130,9 @@ def train_deepcluster(
     backbone = M.resolve_backbone(config.backbone, image_size)
     size = M.resolve_size(backbone, config.size, image_size)
     pca_dim = M.resolve_pca_dim(backbone, config.pca_dim)
-    resolved = {"backbone": backbone, "size": size, "pca_dim": pca_dim}
+    flip = data.mirror_invariant if config.flip is None else config.flip
+    resolved = {"backbone": backbone, "size": size, "pca_dim": pca_dim, "flip": flip}
+    train_config = replace(config, flip=flip)
     precision = resolve_train_precision(config.precision, device)
     truth = getattr(data, "labels", None)
     fingerprint = getattr(data, "fingerprint", None)
@@ -178,14 +183,15 @@ def train_deepcluster(
         t2 = time.perf_counter()
         with torch.random.fork_rng(devices=_cuda_indices(device)):
             torch.manual_seed(epoch_seed)  # dropout: from (seed, epoch) too, so a resumed run matches
-            loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, config, device=device,
+            loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, train_config, device=device,
                                            precision=precision, epoch_seed=epoch_seed, progress=progress,
-                                           prototypes=prototypes)
+                                           prototypes=prototypes, scale=lr_scale(config, epoch))
         t3 = time.perf_counter()
         evaluation = _evaluate(features, truth, eval_k, config.seed)  # scoring only: not part of the epoch's time
         metrics = {
             "epoch": epoch,
             "loss": loss,
+            "lr": config.lr * lr_scale(config, epoch),
             "loss_ln_k": float(np.log(config.k)),  # a loss still at ln k: the network predicts nothing
             "loss_over_ln_k": loss / float(np.log(config.k)),
             "kmeans_objective": objective,
