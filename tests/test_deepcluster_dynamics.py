@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,8 @@ torch = pytest.importorskip("torch")
 
 from clusterbench.core.errors import UserError  # noqa: E402
 from clusterbench.datasets import DATASETS  # noqa: E402
-from clusterbench.methods.deepcluster import DeepClusterConfig, train_deepcluster  # noqa: E402
+from clusterbench.methods.deepcluster import DeepClusterConfig, read_checkpoint, train_deepcluster  # noqa: E402
+from clusterbench.methods.deepcluster.checkpoint import CHECKPOINT_NAME  # noqa: E402
 from clusterbench.methods.deepcluster.steps import epoch_sample, reassign_empty  # noqa: E402
 
 
@@ -118,3 +121,45 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_epochs():
     assert [h["lr"] for h in result.history] == pytest.approx([0.1, 0.05])
     with pytest.raises(UserError):
         DeepClusterConfig(lr_schedule="step")
+
+
+def test_the_weight_average_is_what_embeds_and_a_resumed_run_matches_the_straight_one(tmp_path):
+    data = DATASETS.create("digits:limit=100").load()
+    config = DeepClusterConfig(epochs=2, k=8, batch_size=32, size=16, precision="fp32", device="cpu", min_steps=3,
+                               ema=0.9)
+
+    def crash(epoch, metrics):
+        if epoch == 0:
+            raise KeyboardInterrupt("killed after epoch 1")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_deepcluster(data, config, checkpoint_dir=tmp_path / "a", progress=False, log=None, on_epoch_end=crash)
+    resumed = train_deepcluster(data, config, checkpoint_dir=tmp_path / "a", progress=False, log=None)
+    straight = train_deepcluster(data, config, checkpoint_dir=tmp_path / "b", progress=False, log=None)
+    assert resumed.resumed_from == 1
+    assert np.allclose(resumed.features, straight.features, atol=1e-4)
+
+    saved = read_checkpoint(tmp_path / "b" / CHECKPOINT_NAME)
+    model, online = saved["model"], saved["online"]
+    # the checkpoint's model is the average (what the embedder loads), the training network is kept apart
+    assert all(torch.equal(model[k], v) for k, v in straight.model.state_dict().items() if k in model)
+    assert max(float((model[k].float() - online[k].float()).abs().max()) for k in model) > 1e-4
+    plain = train_deepcluster(data, replace(config, ema=0.0), progress=False, log=None)
+    assert not np.allclose(plain.features, straight.features, atol=1e-3)
+    with pytest.raises(UserError):
+        DeepClusterConfig(ema=1.0)
+
+
+def test_deepcluster_v2_clusters_the_l2_features_with_spherical_k_means():
+    data = DATASETS.create("digits:limit=100").load()
+    config = DeepClusterConfig(epochs=1, k=8, batch_size=32, size=16, precision="fp32", device="cpu", min_steps=3,
+                               cluster_space="l2", spherical=True, sobel=False, pca_dim=4)
+    result = train_deepcluster(data, config, progress=False, log=None)
+    # no PCA: k-means saw the full unit-norm embedding (pca_dim is ignored), and it trained
+    assert result.reduced.shape == result.features.shape
+    assert np.allclose(np.linalg.norm(result.reduced, axis=1), 1.0, atol=1e-4)
+    assert np.isfinite(result.history[0]["loss"]) and len(np.unique(result.labels)) > 1
+    pca = train_deepcluster(data, replace(config, cluster_space="pca", spherical=False), progress=False, log=None)
+    assert pca.reduced.shape == (100, 4)
+    with pytest.raises(UserError):
+        DeepClusterConfig(cluster_space="pixels")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from clusterbench.core.errors import UserError
 from clusterbench.core.params import Device, PositiveInt, Precision, Seed
 from clusterbench.methods.deepcluster.config import (
+    ClusterSpace,
     Count,
     CropMin,
     DeepClusterConfig,
@@ -41,6 +42,7 @@ class DeepCluster(ClustererBase):
                  eval_k: OwnK | None = None, backbone: str = _D.backbone,
                  sobel: bool = _D.sobel, size: NetSize | None = _D.size,
                  pca_dim: OwnK | None = _D.pca_dim,
+                 cluster_space: ClusterSpace = _D.cluster_space, spherical: bool = _D.spherical,
                  lr: Rate = _D.lr, lr_schedule: Schedule = _D.lr_schedule, batch_size: PositiveInt = _D.batch_size,
                  crop_min: CropMin = _D.crop_min,
                  jitter: Strength = _D.jitter,
@@ -49,7 +51,7 @@ class DeepCluster(ClustererBase):
                  top_lr: Rate | None = _D.top_lr,
                  warmup_steps: Count = _D.warmup_steps,
                  head: Head = _D.head,
-                 temperature: Rate = _D.temperature,
+                 temperature: Rate = _D.temperature, ema: Momentum = _D.ema,
                  momentum: Momentum = _D.momentum,
                  weight_decay: Strength = _D.weight_decay,
                  kmeans_iter: PositiveInt = _D.kmeans_iter,
@@ -61,6 +63,8 @@ class DeepCluster(ClustererBase):
         self.sobel = sobel
         self.size = size
         self.pca_dim = pca_dim
+        self.cluster_space = cluster_space
+        self.spherical = spherical
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.batch_size = batch_size
@@ -73,6 +77,7 @@ class DeepCluster(ClustererBase):
         self.warmup_steps = warmup_steps
         self.head = head
         self.temperature = temperature
+        self.ema = ema
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.kmeans_iter = kmeans_iter

@@ -39,13 +39,20 @@ def previous(path: str | Path) -> Path:
     return Path(path).with_name(PREVIOUS_NAME)
 
 
+def _state(net) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if not k.startswith("top_layer.")}
+
+
 def save_checkpoint(path: Path, net, optimizer, config: DeepClusterConfig, resolved: dict, epoch: int,
-                    assignments: np.ndarray | None, history: list[dict], fingerprint: str | None) -> None:
+                    assignments: np.ndarray | None, history: list[dict], fingerprint: str | None,
+                    online=None) -> None:
+    """``net`` is the network that embeds (the weight average where there is one, its training
+    network then ``online``, kept to resume from)."""
     import torch
 
     from clusterbench.run.atomic import atomic_file, write_json
 
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if not k.startswith("top_layer.")}
+    state = _state(net)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -57,6 +64,7 @@ def save_checkpoint(path: Path, net, optimizer, config: DeepClusterConfig, resol
         "assignments": None if assignments is None else torch.from_numpy(np.asarray(assignments, dtype=np.int64)),
         "history": [dict(h) for h in history],
         "fingerprint": fingerprint,
+        "online": None if online is None else _state(online),
     }
     path = Path(path)
     if path.exists() and sidecar(path).exists():  # a complete one of ours: it becomes the previous

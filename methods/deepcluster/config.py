@@ -21,6 +21,7 @@ Strength = Annotated[float, Interval(0, None)]  # jitter, weight decay
 Head = Literal["random", "centroids"]
 Schedule = Literal["constant", "cosine"]
 Momentum = Annotated[float, Interval(0, 1, closed="left")]
+ClusterSpace = Literal["pca", "l2"]
 
 # Config fields that do not change the learned weights (left out of the cache key).
 _NOT_IN_KEY = ("device",)
@@ -54,6 +55,9 @@ class DeepClusterConfig:
     weight_decay: float = 1e-5
     batch_size: int = 256
     kmeans_iter: int = 20
+    # pca: the reference's PCA-whitened, L2-normalised features | l2: DeepCluster-v2's L2-normalised features
+    cluster_space: str = "pca"
+    spherical: bool = False  # spherical k-means (centroids kept on the unit sphere, DeepCluster-v2's)
     crop_min: float = 0.5  # random-resized-crop minimum area fraction (0.08 in the paper, at 224 px)
     flip: bool | None = None  # horizontal flips; None: where the dataset declares mirror images the same class
     jitter: float = 0.5  # random contrast/brightness strength (0: off)
@@ -63,6 +67,7 @@ class DeepClusterConfig:
     top_lr: float | None = None  # the fresh top layer's learning rate (None: lr)
     warmup_steps: int = 0  # steps at each epoch's start that train the fresh top layer only (body frozen)
     head: str = "centroids"  # centroids: cosine to the k-means centroids | random: the reference's fresh linear layer
+    ema: float = 0.0  # per-step decay of a weight average whose features are clustered and returned (0: off)
     temperature: float = 0.1  # head=centroids: logits are cosine / temperature (DeepCluster-v2's 0.1)
     precision: str = "auto"  # feature pass and training: auto | fp32 | bf16 (| fp16: feature pass on CUDA)
     seed: int = 0
@@ -87,6 +92,10 @@ class DeepClusterConfig:
             raise UserError(f"deepcluster: head={self.head!r} must be random or centroids and temperature > 0")
         if self.lr_schedule not in ("constant", "cosine"):
             raise UserError(f"deepcluster: lr_schedule={self.lr_schedule!r} must be constant or cosine")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"deepcluster: ema={self.ema} must be in [0, 1)")
+        if self.cluster_space not in ("pca", "l2"):
+            raise UserError(f"deepcluster: cluster_space={self.cluster_space!r} must be pca or l2")
         if not 0 < self.crop_min <= 1:
             raise UserError(f"deepcluster: crop_min={self.crop_min} must be in (0, 1]")
 

@@ -54,14 +54,25 @@ def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
     return np.ascontiguousarray(Reducer(pca=dim, whiten=True, l2=True).fit_transform(features), dtype=np.float32)
 
 
-def cluster(reduced: np.ndarray, k: int, seed: int, niter: int = 20):
-    """faiss k-means on every point (no subsampling); returns (labels, objective)."""
+def clustering_features(features: np.ndarray, space: str, pca_dim: int) -> np.ndarray:
+    """What the epoch's k-means sees: ``pca`` the reference's PCA-whitened, L2-normalised features
+    (:func:`reduce_features`), ``l2`` DeepCluster-v2's L2-normalised features, no PCA."""
+    if space == "l2":
+        from .evaluate import evaluation_features  # evaluate imports this module
+
+        return evaluation_features(features)
+    return reduce_features(features, pca_dim)
+
+
+def cluster(reduced: np.ndarray, k: int, seed: int, niter: int = 20, spherical: bool = False):
+    """faiss k-means on every point (no subsampling; ``spherical``: centroids renormalised to the
+    unit sphere after each iteration); returns (labels, objective)."""
     from clusterbench.methods.clusterers.kmeans import faiss_gpu_available, faiss_kmeans
 
     if k > len(reduced):
         raise UserError(f"deepcluster: k={k} exceeds the number of images ({len(reduced)})")
     labels, _, objective = faiss_kmeans(reduced, k, n_init=1, max_iter=niter, seed=int(seed) % 2**31,
-                                        init="random", spherical=False, use_gpu=faiss_gpu_available())
+                                        init="random", spherical=spherical, use_gpu=faiss_gpu_available())
     return labels, objective
 
 
@@ -189,8 +200,10 @@ def lr_scale(config: DeepClusterConfig, epoch: int) -> float:
 
 
 def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfig, *, device: str, precision: str,
-                epoch_seed: int, progress: bool, prototypes: np.ndarray | None = None, scale: float = 1.0):
-    """One pass of |D| samples drawn uniformly over clusters at ``scale`` times the learning rates;
+                epoch_seed: int, progress: bool, prototypes: np.ndarray | None = None, scale: float = 1.0,
+                average=None):
+    """One pass of |D| samples drawn uniformly over clusters at ``scale`` times the learning rates,
+    the weight ``average`` (a :class:`~.averaging.WeightAverage`) updated after every step;
     returns (mean loss, images/s)."""
     import torch
     import torch.nn as nn
@@ -232,6 +245,8 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         loss.backward()
         if not warming:
             optimizer.step()
+            if average is not None:
+                average.update(net)
         top_opt.step()
         total += float(loss.detach()) * len(idx)
         count += len(idx)

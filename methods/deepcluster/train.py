@@ -4,8 +4,9 @@ One epoch (Caron et al., 2018, and the reference implementation):
 
 1. features of the whole dataset, eval mode, no augmentation (the harness's shared forward
    path, :func:`clusterbench.infer.inference.run_inference`);
-2. PCA to ``pca_dim`` with whitening (eigen power -0.5), L2-normalised rows, faiss k-means
-   (``kmeans_iter`` iterations, no subsampling, a new seed each epoch) -> pseudo-labels;
+2. PCA to ``pca_dim`` with whitening (eigen power -0.5) and L2-normalised rows (``cluster_space=l2``:
+   L2-normalised rows only, DeepCluster-v2's), faiss k-means (``kmeans_iter`` iterations, no
+   subsampling, a new seed each epoch, ``spherical`` optional) -> pseudo-labels;
 3. |D| samples (at least ``min_steps`` batches) drawn uniformly over the non-empty clusters,
    augmented (random resized crop + horizontal flip where the dataset's mirror images are the
    same class, batched with ``grid_sample``), a fresh top layer with its own SGD (prototypes
@@ -35,6 +36,7 @@ from clusterbench.core.errors import UserError
 # The loop's parts live in config, images, steps, checkpoint and evaluate; their public names are
 # re-exported here, where they used to be defined.
 from . import model as M
+from .averaging import WeightAverage
 from .checkpoint import (  # noqa: F401
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -53,6 +55,7 @@ from .steps import (  # noqa: F401
     cluster,
     cluster_prototypes,
     cluster_stats,
+    clustering_features,
     compute_features,
     epoch_sample,
     lr_scale,
@@ -69,7 +72,7 @@ from .steps import (  # noqa: F401
 class DeepClusterResult:
     model: object
     features: np.ndarray  # (N, D) penultimate features of the final network (raw)
-    reduced: np.ndarray  # PCA-whitened, L2-normalised features (what k-means sees)
+    reduced: np.ndarray  # what the final k-means sees (PCA-whitened or plain, L2-normalised)
     labels: np.ndarray  # k-means at config.k on the final features: the final pseudo-labels
     history: list[dict] = field(default_factory=list)  # one metrics dict per epoch, resumed ones included
     resumed_from: int = 0  # epochs already done when this call started
@@ -147,13 +150,17 @@ def train_deepcluster(
     params = [p for p in net.parameters() if p.requires_grad]
     # The body's optimizer persists across epochs (momentum included); the top layer gets its own.
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    average = WeightAverage(net, config.ema) if config.ema > 0 else None
+    embedder = average.net if average is not None else net  # the network whose features are clustered
 
     start_epoch, history, previous = 0, [], None
     ckpt, source = load_for_resume(path) if path is not None else (None, None)  # damaged: one warning, skipped
     if ckpt is not None:
         if not is_our_checkpoint(ckpt) or ckpt.get("config") != config.to_dict() or ckpt.get("resolved") != resolved:
             raise UserError(f"deepcluster: {source} belongs to another configuration; remove it to retrain")
-        M.load_state(net, ckpt["model"], f"deepcluster checkpoint {source}")
+        M.load_state(embedder, ckpt["model"], f"deepcluster checkpoint {source}")
+        if average is not None:
+            M.load_state(net, ckpt.get("online") or ckpt["model"], f"deepcluster checkpoint {source}")
         if ckpt.get("optimizer") is not None:
             optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"])
@@ -171,11 +178,11 @@ def train_deepcluster(
     for epoch in range(start_epoch, config.epochs):
         epoch_seed = _epoch_seed(config.seed, epoch)
         t0 = time.perf_counter()
-        features, fstats = compute_features(net, images, device=device, precision=precision,
+        features, fstats = compute_features(embedder, images, device=device, precision=precision,
                                             batch_size=config.batch_size, progress=progress)
         t1 = time.perf_counter()
-        reduced = reduce_features(features, pca_dim)
-        labels, objective = cluster(reduced, config.k, epoch_seed, config.kmeans_iter)
+        reduced = clustering_features(features, config.cluster_space, pca_dim)
+        labels, objective = cluster(reduced, config.k, epoch_seed, config.kmeans_iter, config.spherical)
         found_empty = int((np.bincount(labels, minlength=config.k) == 0).sum())
         if config.reassign_empty and found_empty:
             labels, _ = reassign_empty(reduced, labels, config.k, np.random.default_rng(epoch_seed))
@@ -185,7 +192,7 @@ def train_deepcluster(
             torch.manual_seed(epoch_seed)  # dropout: from (seed, epoch) too, so a resumed run matches
             loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, train_config, device=device,
                                            precision=precision, epoch_seed=epoch_seed, progress=progress,
-                                           prototypes=prototypes, scale=lr_scale(config, epoch))
+                                           prototypes=prototypes, scale=lr_scale(config, epoch), average=average)
         t3 = time.perf_counter()
         evaluation = _evaluate(features, truth, eval_k, config.seed)  # scoring only: not part of the epoch's time
         metrics = {
@@ -215,17 +222,19 @@ def train_deepcluster(
         history.append(metrics)
         previous = labels
         if path is not None:
-            save_checkpoint(path, net, optimizer, config, resolved, epoch + 1, labels, history, fingerprint)
+            save_checkpoint(path, embedder, optimizer, config, resolved, epoch + 1, labels, history, fingerprint,
+                            online=net if average is not None else None)
         log_metrics(metrics, epoch)
         log(_epoch_line(epoch, config.epochs, metrics))
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
 
     t0 = time.perf_counter()
-    features, fstats = compute_features(net, images, device=device, precision=precision,
+    features, fstats = compute_features(embedder, images, device=device, precision=precision,
                                         batch_size=config.batch_size, progress=progress, desc="deepcluster final")
-    reduced = reduce_features(features, pca_dim)
-    labels, objective = cluster(reduced, config.k, _epoch_seed(config.seed, config.epochs), config.kmeans_iter)
+    reduced = clustering_features(features, config.cluster_space, pca_dim)
+    labels, objective = cluster(reduced, config.k, _epoch_seed(config.seed, config.epochs), config.kmeans_iter,
+                                config.spherical)
     final = {"final_time_s": time.perf_counter() - t0, "final_kmeans_objective": objective,
              **{f"final_{k}": v for k, v in cluster_stats(labels, config.k).items()}}
     if previous is not None and len(previous) == len(labels):
@@ -239,6 +248,6 @@ def train_deepcluster(
         "train_seconds": float(sum(h["time_epoch_s"] for h in history)), "images_per_s": fstats.get("images_per_s"),
         **final,
     }
-    net.eval()
-    return DeepClusterResult(net, features, reduced, labels, history, start_epoch,
+    embedder.eval()
+    return DeepClusterResult(embedder, features, reduced, labels, history, start_epoch,
                              str(path) if path is not None else None, info)

@@ -1,0 +1,42 @@
+"""An exponential moving average of the network's weights (a mean teacher): the features that
+are clustered each epoch and the final ones come from it, so the pseudo-labels follow the slow
+trend of training rather than the last few hundred SGD steps (at 70k images the per-epoch NMI of
+the raw network swung by +-0.04 from one epoch to the next)."""
+
+from __future__ import annotations
+
+import copy
+
+
+def _tracked(net):
+    """The tensors that define the embedding: parameters and buffers, not the epoch's top layer."""
+    params = [p for name, p in net.named_parameters() if not name.startswith("top_layer.")]
+    buffers = [b for name, b in net.named_buffers() if not name.startswith("top_layer.")]
+    return params, buffers
+
+
+class WeightAverage:
+    """``decay`` per SGD step. torch's ``swa_utils.AveragedModel`` pairs the two networks'
+    parameters by position, which breaks here: the training network carries a top layer the
+    average does not have, so the pairing is by name, without the top layer."""
+
+    def __init__(self, net, decay: float):
+        self.decay = decay
+        top, net.top_layer = net.top_layer, None
+        self.net = copy.deepcopy(net)
+        net.top_layer = top
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def update(self, net) -> None:
+        import torch
+
+        with torch.no_grad():
+            (params, buffers), (avg_params, avg_buffers) = _tracked(net), _tracked(self.net)
+            for avg, p in zip(avg_params, params, strict=True):
+                avg.lerp_(p, 1.0 - self.decay)
+            for avg, b in zip(avg_buffers, buffers, strict=True):  # BatchNorm statistics (and counters)
+                if avg.dtype.is_floating_point:
+                    avg.lerp_(b, 1.0 - self.decay)
+                else:
+                    avg.copy_(b)
