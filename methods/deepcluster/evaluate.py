@@ -15,11 +15,18 @@ def evaluation_features(features: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12))
 
 
-def evaluation_kmeans(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k-means (k-means++ seeding, 100 iterations) at the evaluation K."""
+# Restarts of the evaluation k-means (the best objective wins). On the 70k Fashion-MNIST features one
+# k-means++ start landed in local optima 0.03-0.07 NMI apart from seed to seed (the per-epoch
+# curve's "wandering"); with 10 the seeds agreed on one solution, which had the lowest objective
+# and the highest NMI: the representation's score, not its seed's.
+EVAL_RESTARTS = 10
+
+
+def evaluation_kmeans(features: np.ndarray, k: int, seed: int, n_init: int = EVAL_RESTARTS) -> np.ndarray:
+    """k-means (k-means++ seeding, 100 iterations, best of ``n_init``) at the evaluation K."""
     from clusterbench.methods.clusterers.kmeans import faiss_gpu_available, faiss_kmeans
 
-    labels, _, _ = faiss_kmeans(features, int(k), n_init=1, max_iter=100, seed=int(seed) % 2**31, init="k-means++",
+    labels, _, _ = faiss_kmeans(features, int(k), n_init=int(n_init), max_iter=100, seed=int(seed) % 2**31, init="k-means++",
                                 spherical=False, use_gpu=faiss_gpu_available())
     return labels
 
