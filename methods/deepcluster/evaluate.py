@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .steps import nmi
+from .steps import l2_rows, nmi
 
 
 def evaluation_features(features: np.ndarray) -> np.ndarray:
     """L2-normalised penultimate features: what the learned representation is judged on with
     k-means at the evaluation K (whitening, right for K >> classes, hurts at K = classes)."""
-    features = np.nan_to_num(np.asarray(features, dtype=np.float32))
-    return np.ascontiguousarray(features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12))
+    return l2_rows(features)
 
 
 # Restarts of the evaluation k-means (the best objective wins). On the 70k Fashion-MNIST features one

@@ -54,14 +54,16 @@ def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
     return np.ascontiguousarray(Reducer(pca=dim, whiten=True, l2=True).fit_transform(features), dtype=np.float32)
 
 
+def l2_rows(features: np.ndarray) -> np.ndarray:
+    """Unit-norm rows, non-finite values made 0."""
+    features = np.nan_to_num(np.asarray(features, dtype=np.float32))
+    return np.ascontiguousarray(features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12))
+
+
 def clustering_features(features: np.ndarray, space: str, pca_dim: int) -> np.ndarray:
     """What the epoch's k-means sees: ``pca`` the reference's PCA-whitened, L2-normalised features
     (:func:`reduce_features`), ``l2`` DeepCluster-v2's L2-normalised features, no PCA."""
-    if space == "l2":
-        from .evaluate import evaluation_features  # evaluate imports this module
-
-        return evaluation_features(features)
-    return reduce_features(features, pca_dim)
+    return l2_rows(features) if space == "l2" else reduce_features(features, pca_dim)
 
 
 def cluster(reduced: np.ndarray, k: int, seed: int, niter: int = 20, spherical: bool = False):
