@@ -16,9 +16,11 @@ def _tracked(net):
 
 
 class WeightAverage:
-    """``decay`` per SGD step. torch's ``swa_utils.AveragedModel`` pairs the two networks'
-    parameters by position, which breaks here: the training network carries a top layer the
-    average does not have, so the pairing is by name, without the top layer."""
+    """``decay`` per SGD step, of the network given here (its tensors are updated in place by
+    SGD and by loading a checkpoint, so they are paired once). torch's
+    ``swa_utils.AveragedModel`` pairs the two networks' parameters by position, which breaks
+    here: the training network carries a top layer the average does not have, so the pairing
+    is by name, without the top layer."""
 
     def __init__(self, net, decay: float):
         self.decay = decay
@@ -27,15 +29,17 @@ class WeightAverage:
         net.top_layer = top
         for p in self.net.parameters():
             p.requires_grad_(False)
+        (params, buffers), (avg_params, avg_buffers) = _tracked(net), _tracked(self.net)
+        self._params = list(zip(avg_params, params, strict=True))
+        self._buffers = list(zip(avg_buffers, buffers, strict=True))
 
-    def update(self, net) -> None:
+    def update(self) -> None:
         import torch
 
         with torch.no_grad():
-            (params, buffers), (avg_params, avg_buffers) = _tracked(net), _tracked(self.net)
-            for avg, p in zip(avg_params, params, strict=True):
+            for avg, p in self._params:
                 avg.lerp_(p, 1.0 - self.decay)
-            for avg, b in zip(avg_buffers, buffers, strict=True):  # BatchNorm statistics (and counters)
+            for avg, b in self._buffers:  # BatchNorm statistics (and counters)
                 if avg.dtype.is_floating_point:
                     avg.lerp_(b, 1.0 - self.decay)
                 else:

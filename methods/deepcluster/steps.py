@@ -248,7 +248,7 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         if not warming:
             optimizer.step()
             if average is not None:
-                average.update(net)
+                average.update()
         top_opt.step()
         total += float(loss.detach()) * len(idx)
         count += len(idx)
