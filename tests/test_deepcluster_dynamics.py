@@ -183,3 +183,38 @@ def test_the_evaluation_k_means_keeps_the_best_of_its_restarts():
     singles = [objective(evaluation_kmeans(z, 10, s, n_init=1)) for s in range(EVAL_RESTARTS)]
     best = objective(evaluation_kmeans(z, 10, 0))
     assert EVAL_RESTARTS >= 5 and best <= min(singles) * (1 + 1e-4) and best < max(singles)
+
+
+def test_several_heads_train_on_the_mean_of_their_losses():
+    """Two heads on the same clustering are one head: the loss is the heads' mean, not their sum
+    (a sum would double the step), and each head trains on its own row of pseudo-labels."""
+    from clusterbench.methods.deepcluster import model as M
+    from clusterbench.methods.deepcluster.images import prepare_images
+    from clusterbench.methods.deepcluster.steps import cluster_prototypes, compute_features, train_epoch
+
+    data = DATASETS.create("digits:limit=100").load()
+    config = DeepClusterConfig(epochs=1, k=8, batch_size=32, size=16, precision="fp32", device="cpu", min_steps=3)
+    images = prepare_images(data, 16)
+
+    def one_epoch(rows):
+        torch.manual_seed(0)
+        net = M.build_model("alexnet-small", True, 16)
+        optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum)
+        features, _ = compute_features(net, images, device="cpu", precision="fp32", batch_size=32, progress=False)
+        prototypes = [cluster_prototypes(features, row, 8) for row in rows]
+        torch.manual_seed(1)
+        loss, _ = train_epoch(net, optimizer, images, np.stack(rows), 8, config, device="cpu", precision="fp32",
+                              epoch_seed=3, progress=False, prototypes=prototypes)
+        return loss, torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    labels = np.arange(100) % 8
+    single_loss, single = one_epoch([labels])
+    double_loss, double = one_epoch([labels, labels])
+    assert double_loss == pytest.approx(single_loss, rel=1e-5) and torch.allclose(single, double, atol=1e-5)
+    other_loss, other = one_epoch([labels, np.random.default_rng(0).permutation(labels)])
+    assert other_loss != pytest.approx(single_loss, rel=1e-5) and not torch.allclose(single, other, atol=1e-3)
+
+    trained = train_deepcluster(data, replace(config, heads=3), progress=False, log=None)
+    assert np.isfinite(trained.history[0]["loss"]) and len(np.unique(trained.labels)) > 1
+    with pytest.raises(UserError):
+        DeepClusterConfig(heads=0)

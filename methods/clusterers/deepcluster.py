@@ -50,7 +50,7 @@ class DeepCluster(ClustererBase):
                  reassign_empty: bool = _D.reassign_empty,
                  top_lr: Rate | None = _D.top_lr,
                  warmup_steps: Count = _D.warmup_steps,
-                 head: Head = _D.head,
+                 heads: PositiveInt = _D.heads, head: Head = _D.head,
                  temperature: Rate = _D.temperature, ema: Momentum = _D.ema,
                  momentum: Momentum = _D.momentum,
                  weight_decay: Strength = _D.weight_decay,
@@ -75,6 +75,7 @@ class DeepCluster(ClustererBase):
         self.reassign_empty = reassign_empty
         self.top_lr = top_lr
         self.warmup_steps = warmup_steps
+        self.heads = heads
         self.head = head
         self.temperature = temperature
         self.ema = ema

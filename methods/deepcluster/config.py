@@ -66,6 +66,9 @@ class DeepClusterConfig:
     reassign_empty: bool = True  # an empty cluster takes half of a cluster picked with probability ~ size - 1
     top_lr: float | None = None  # the fresh top layer's learning rate (None: lr)
     warmup_steps: int = 0  # steps at each epoch's start that train the fresh top layer only (body frozen)
+    # k-means clusterings per epoch, each with its own seed and top layer, the loss their mean (DeepCluster-v2's
+    # several heads): the body learns what the clusterings agree on, not one k-means run's local optimum
+    heads: int = 1
     head: str = "centroids"  # centroids: cosine to the k-means centroids | random: the reference's fresh linear layer
     ema: float = 0.0  # per-step decay of a weight average whose features are clustered and returned (0: off)
     temperature: float = 0.1  # head=centroids: logits are cosine / temperature (DeepCluster-v2's 0.1)
@@ -88,6 +91,8 @@ class DeepClusterConfig:
             raise UserError("deepcluster: batch_size, kmeans_iter must be >= 1 and pca_dim >= 2")
         if self.min_steps < 0 or self.warmup_steps < 0 or (self.top_lr is not None and not self.top_lr > 0):
             raise UserError("deepcluster: min_steps and warmup_steps must be >= 0 and top_lr > 0")
+        if not isinstance(self.heads, int) or isinstance(self.heads, bool) or self.heads < 1:
+            raise UserError(f"deepcluster: heads={self.heads!r} must be an integer >= 1")
         if self.head not in ("random", "centroids") or not self.temperature > 0:
             raise UserError(f"deepcluster: head={self.head!r} must be random or centroids and temperature > 0")
         if self.lr_schedule not in ("constant", "cosine"):

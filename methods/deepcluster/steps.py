@@ -158,9 +158,9 @@ def cluster_prototypes(features: np.ndarray, labels: np.ndarray, k: int) -> np.n
 
 
 def _make_head(net, k: int, config: DeepClusterConfig, prototypes, gen):
-    """The epoch's top layer: the reference's fresh N(0, 0.01) linear layer on the ReLU output
-    (``head=random``), or cosine logits / ``temperature`` against prototypes that start at the
-    k-means centroids of the embedding (``head=centroids``, DeepCluster-v2), so the first steps
+    """One of the epoch's top layers: the reference's fresh N(0, 0.01) linear layer on the ReLU
+    output (``head=random``), or cosine logits / ``temperature`` against prototypes that start at
+    the k-means centroids of the embedding (``head=centroids``, DeepCluster-v2), so the first steps
     already point at the pseudo-labels instead of fitting a random layer from scratch."""
     import torch
     import torch.nn as nn
@@ -179,7 +179,8 @@ def _make_head(net, k: int, config: DeepClusterConfig, prototypes, gen):
     return top
 
 
-def _logits(net, x, config: DeepClusterConfig, body_grad: bool):
+def _logits(net, x, config: DeepClusterConfig, body_grad: bool) -> list:
+    """The logits of every head (``net.top_layer`` holds one per clustering)."""
     import torch
     import torch.nn.functional as F
 
@@ -187,9 +188,9 @@ def _logits(net, x, config: DeepClusterConfig, body_grad: bool):
     with torch.set_grad_enabled(body_grad):
         h = net.embed(x) if centroids else net.classifier(net.body(x))
     if not centroids:
-        return net.top_layer(h.float())
+        return [top(h.float()) for top in net.top_layer]
     z = F.normalize(h.float(), dim=1)
-    return z @ F.normalize(net.top_layer.weight, dim=1).t() / config.temperature
+    return [z @ F.normalize(top.weight, dim=1).t() / config.temperature for top in net.top_layer]
 
 
 def lr_scale(config: DeepClusterConfig, epoch: int) -> float:
@@ -202,11 +203,14 @@ def lr_scale(config: DeepClusterConfig, epoch: int) -> float:
 
 
 def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfig, *, device: str, precision: str,
-                epoch_seed: int, progress: bool, prototypes: np.ndarray | None = None, scale: float = 1.0,
+                epoch_seed: int, progress: bool, prototypes: list | None = None, scale: float = 1.0,
                 average=None):
-    """One pass of |D| samples drawn uniformly over clusters at ``scale`` times the learning rates,
-    the weight ``average`` (a :class:`~.averaging.WeightAverage`) updated after every step;
-    returns (mean loss, images/s)."""
+    """One pass of |D| samples drawn uniformly over the first clustering's clusters at ``scale``
+    times the learning rates, the weight ``average`` (a :class:`~.averaging.WeightAverage`)
+    updated after every step; returns (mean loss, images/s).
+
+    ``labels`` is (N,) or (heads, N): one row of pseudo-labels per clustering, each with its own
+    top layer (and its own ``prototypes``); the loss is the heads' mean."""
     import torch
     import torch.nn as nn
 
@@ -214,14 +218,20 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
 
     rng = np.random.default_rng(epoch_seed)
     gen = torch.Generator().manual_seed(epoch_seed)
-    order = torch.from_numpy(epoch_sample(labels, config.min_steps * config.batch_size, rng))
-    targets_all = torch.from_numpy(labels.astype(np.int64))
+    rows = np.atleast_2d(labels)
+    order = torch.from_numpy(epoch_sample(rows[0], config.min_steps * config.batch_size, rng))
+    targets_all = torch.from_numpy(rows.astype(np.int64))
+    prototypes = list(prototypes) if prototypes is not None else [None] * len(rows)
 
-    net.top_layer = _make_head(net, k, config, prototypes, gen).to(device)
+    with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global stream, which dropout uses
+        net.top_layer = nn.ModuleList(_make_head(net, k, config, p, gen) for p in prototypes).to(device)
     top_lr = scale * (config.lr if config.top_lr is None else config.top_lr)
     for group in optimizer.param_groups:
         group["lr"] = scale * config.lr
-    top_opt = torch.optim.SGD(net.top_layer.parameters(), lr=top_lr, weight_decay=config.weight_decay)
+    # The loss is the heads' mean, so each head's own gradient arrives divided by their number: its rate is
+    # multiplied back (and its decay divided), so that every head steps as a lone head would.
+    n_heads = len(net.top_layer)
+    top_opt = torch.optim.SGD(net.top_layer.parameters(), lr=top_lr * n_heads, weight_decay=config.weight_decay / n_heads)
     mean, std = (t.to(device) for t in _norm_stats(images.shape[1]))
     on_cuda = device.startswith("cuda")
     autocast = torch.autocast(device_type="cuda" if on_cuda else "cpu", dtype=torch.bfloat16,
@@ -239,9 +249,10 @@ def train_epoch(net, optimizer, images, labels, k: int, config: DeepClusterConfi
         x = images[idx].to(device, non_blocking=True).float().div_(255.0)
         x = augment(x, config.crop_min, config.flip, gen, config.jitter)
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-        y = targets_all[idx].to(device, non_blocking=True)
+        y = targets_all[:, idx].to(device, non_blocking=True)
         with autocast:
-            loss = criterion(_logits(net, x, config, body_grad=not warming).float(), y)
+            logits = _logits(net, x, config, body_grad=not warming)
+            loss = sum(criterion(out.float(), target) for out, target in zip(logits, y, strict=True)) / len(logits)
         optimizer.zero_grad(set_to_none=True)
         top_opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -182,15 +182,23 @@ def train_deepcluster(
                                             batch_size=config.batch_size, progress=progress)
         t1 = time.perf_counter()
         reduced = clustering_features(features, config.cluster_space, pca_dim)
-        labels, objective = cluster(reduced, config.k, epoch_seed, config.kmeans_iter, config.spherical)
-        found_empty = int((np.bincount(labels, minlength=config.k) == 0).sum())
-        if config.reassign_empty and found_empty:
-            labels, _ = reassign_empty(reduced, labels, config.k, np.random.default_rng(epoch_seed))
-        prototypes = cluster_prototypes(features, labels, config.k) if config.head == "centroids" else None
+        heads, found_empty, objective = [], 0, 0.0
+        for head in range(config.heads):  # head 0 is the one clustering of heads=1; the others get their own seeds
+            head_seed = (epoch_seed + 104_729 * head) % 2**31
+            head_labels, head_objective = cluster(reduced, config.k, head_seed, config.kmeans_iter, config.spherical)
+            empty = int((np.bincount(head_labels, minlength=config.k) == 0).sum())
+            if config.reassign_empty and empty:
+                head_labels, _ = reassign_empty(reduced, head_labels, config.k, np.random.default_rng(head_seed))
+            heads.append(head_labels)
+            found_empty += empty
+            objective = head_objective if head == 0 else objective
+        labels = heads[0]  # the first clustering: the epoch's pseudo-labels in the metrics and the checkpoint
+        prototypes = ([cluster_prototypes(features, h, config.k) for h in heads] if config.head == "centroids"
+                      else None)
         t2 = time.perf_counter()
         with torch.random.fork_rng(devices=_cuda_indices(device)):
             torch.manual_seed(epoch_seed)  # dropout: from (seed, epoch) too, so a resumed run matches
-            loss, train_rate = train_epoch(net, optimizer, images, labels, config.k, train_config, device=device,
+            loss, train_rate = train_epoch(net, optimizer, images, np.stack(heads), config.k, train_config, device=device,
                                            precision=precision, epoch_seed=epoch_seed, progress=progress,
                                            prototypes=prototypes, scale=lr_scale(config, epoch), average=average)
         t3 = time.perf_counter()
