@@ -144,6 +144,11 @@ def test_the_weight_average_is_what_embeds_and_a_resumed_run_matches_the_straigh
     # the checkpoint's model is the average (what the embedder loads), the training network is kept apart
     assert all(torch.equal(model[k], v) for k, v in straight.model.state_dict().items() if k in model)
     assert max(float((model[k].float() - online[k].float()).abs().max()) for k in model) > 1e-4
+    lines = []
+    train_deepcluster(data, replace(config, epochs=0), progress=False, log=lines.append)
+    assert not any("ema=" in line for line in lines)  # nothing trained, nothing lags
+    train_deepcluster(data, replace(config, ema=0.99), checkpoint_dir=tmp_path / "c", progress=False, log=lines.append)
+    assert any("ema=0.99 averages the last ~100 SGD steps, but this training takes 8" in line for line in lines)
     plain = train_deepcluster(data, replace(config, ema=0.0), progress=False, log=None)
     assert not np.allclose(plain.features, straight.features, atol=1e-3)
     with pytest.raises(UserError):

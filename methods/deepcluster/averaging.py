@@ -6,6 +6,7 @@ per-epoch NMI from falling back in the middle epochs; the README has the runs)."
 from __future__ import annotations
 
 import copy
+import math
 
 
 def _tracked(net):
@@ -44,3 +45,18 @@ class WeightAverage:
                     avg.lerp_(b, 1.0 - self.decay)
                 else:
                     avg.copy_(b)
+
+
+def lag_warning(decay: float, n_images: int, batch_size: int, min_steps: int, epochs: int) -> str | None:
+    """A line when the average spans a large part of the whole training (its horizon, 1 / (1 - decay)
+    steps, over a quarter of them): its features then still carry the early, barely trained weights
+    (digits, 120 steps: ``ema=0.999`` ended below the untrained network at 2 seeds of 3)."""
+    if decay <= 0 or epochs <= 0:
+        return None
+    samples = n_images * max(1, math.ceil(min_steps * batch_size / n_images))  # as train_epoch draws them
+    steps = epochs * math.ceil(samples / batch_size)
+    horizon = 1.0 / (1.0 - decay)
+    if horizon <= steps / 4:
+        return None
+    return (f"deepcluster: warning: ema={decay} averages the last ~{horizon:.0f} SGD steps, but this training "
+            f"takes {steps}: the averaged features lag behind it (use a smaller ema or more epochs)")

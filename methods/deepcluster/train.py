@@ -36,7 +36,7 @@ from clusterbench.core.errors import UserError
 # The loop's parts live in config, images, steps, checkpoint and evaluate; their public names are
 # re-exported here, where they used to be defined.
 from . import model as M
-from .averaging import WeightAverage
+from .averaging import WeightAverage, lag_warning
 from .checkpoint import (  # noqa: F401
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -175,6 +175,9 @@ def train_deepcluster(
     if start_epoch < config.epochs:
         log(f"deepcluster: {backbone} (sobel={config.sobel}) at {size}px on {len(images)} images, k={config.k}, "
             f"{config.epochs} epochs, {device}/{precision}")
+        lagging = lag_warning(config.ema, len(images), config.batch_size, config.min_steps, config.epochs)
+        if lagging:
+            log(lagging)
     for epoch in range(start_epoch, config.epochs):
         epoch_seed = _epoch_seed(config.seed, epoch)
         t0 = time.perf_counter()
