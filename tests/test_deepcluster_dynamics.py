@@ -13,7 +13,7 @@ from clusterbench.core.errors import UserError  # noqa: E402
 from clusterbench.datasets import DATASETS  # noqa: E402
 from clusterbench.methods.deepcluster import DeepClusterConfig, read_checkpoint, train_deepcluster  # noqa: E402
 from clusterbench.methods.deepcluster.checkpoint import CHECKPOINT_NAME  # noqa: E402
-from clusterbench.methods.deepcluster.steps import epoch_sample, reassign_empty  # noqa: E402
+from clusterbench.methods.deepcluster.steps import epoch_sample, epoch_steps, reassign_empty  # noqa: E402
 
 
 def test_the_sample_is_drawn_again_until_min_steps_batches():
@@ -23,6 +23,8 @@ def test_the_sample_is_drawn_again_until_min_steps_batches():
     counts = np.bincount(labels[out])
     assert counts.min() / counts.max() > 0.9  # still uniform over clusters
     assert len(epoch_sample(labels, 0, np.random.default_rng(0))) == len(labels)
+    for n_min in (0, 100, 320):  # the step count the weight-average warning uses is the sample's
+        assert epoch_steps(len(labels), 32, n_min // 32) == -(-len(epoch_sample(labels, n_min // 32 * 32, np.random.default_rng(0))) // 32)
 
 
 def test_empty_clusters_take_half_of_a_donor():

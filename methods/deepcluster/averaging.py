@@ -6,7 +6,6 @@ per-epoch NMI from falling back in the middle epochs; the README has the runs)."
 from __future__ import annotations
 
 import copy
-import math
 
 
 def _tracked(net):
@@ -47,14 +46,13 @@ class WeightAverage:
                     avg.copy_(b)
 
 
-def lag_warning(decay: float, n_images: int, batch_size: int, min_steps: int, epochs: int) -> str | None:
-    """A line when the average spans a large part of the whole training (its horizon, 1 / (1 - decay)
-    steps, over a quarter of them): its features then still carry the early, barely trained weights
-    (digits, 120 steps: ``ema=0.999`` ended below the untrained network at 2 seeds of 3)."""
-    if decay <= 0 or epochs <= 0:
+def lag_warning(decay: float, steps: int) -> str | None:
+    """A line when the average spans a large part of the whole training of ``steps`` SGD steps (its
+    horizon, 1 / (1 - decay) steps, over a quarter of them): its features then still carry the
+    early, barely trained weights (digits, 120 steps: ``ema=0.999`` ended below the untrained
+    network at 2 seeds of 3)."""
+    if decay <= 0 or steps <= 0:
         return None
-    samples = n_images * max(1, math.ceil(min_steps * batch_size / n_images))  # as train_epoch draws them
-    steps = epochs * math.ceil(samples / batch_size)
     horizon = 1.0 / (1.0 - decay)
     if horizon <= steps / 4:
         return None

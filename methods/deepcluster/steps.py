@@ -99,6 +99,22 @@ def epoch_sample(labels: np.ndarray, n_min: int, rng: np.random.Generator) -> np
     return np.concatenate(draws)
 
 
+def epoch_steps(n_images: int, batch_size: int, min_steps: int) -> int:
+    """The SGD steps of one epoch: the batches of :func:`epoch_sample`'s draws."""
+    samples = n_images * max(1, math.ceil(min_steps * batch_size / n_images))
+    return math.ceil(samples / batch_size)
+
+
+def pseudo_labels(reduced: np.ndarray, config: DeepClusterConfig, seed: int) -> tuple[np.ndarray, float, int]:
+    """One k-means clustering of the epoch, empty clusters refilled where ``reassign_empty``;
+    returns (labels, objective, empty clusters k-means left)."""
+    labels, objective = cluster(reduced, config.k, seed, config.kmeans_iter, config.spherical)
+    empty = int((np.bincount(labels, minlength=config.k) == 0).sum())
+    if config.reassign_empty and empty:
+        labels, _ = reassign_empty(reduced, labels, config.k, np.random.default_rng(seed))
+    return labels, objective, empty
+
+
 def reassign_empty(reduced: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Give every empty cluster half of a non-empty one, as faiss's k-means does between its
     iterations: the donor is picked with probability proportional to (size - 1), and its

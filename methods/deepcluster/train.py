@@ -58,8 +58,10 @@ from .steps import (  # noqa: F401
     clustering_features,
     compute_features,
     epoch_sample,
+    epoch_steps,
     lr_scale,
     nmi,
+    pseudo_labels,
     reassign_empty,
     reduce_features,
     resolve_train_precision,
@@ -175,7 +177,7 @@ def train_deepcluster(
     if start_epoch < config.epochs:
         log(f"deepcluster: {backbone} (sobel={config.sobel}) at {size}px on {len(images)} images, k={config.k}, "
             f"{config.epochs} epochs, {device}/{precision}")
-        lagging = lag_warning(config.ema, len(images), config.batch_size, config.min_steps, config.epochs)
+        lagging = lag_warning(config.ema, config.epochs * epoch_steps(len(images), config.batch_size, config.min_steps))
         if lagging:
             log(lagging)
     for epoch in range(start_epoch, config.epochs):
@@ -185,17 +187,12 @@ def train_deepcluster(
                                             batch_size=config.batch_size, progress=progress)
         t1 = time.perf_counter()
         reduced = clustering_features(features, config.cluster_space, pca_dim)
-        heads, found_empty, objective = [], 0, 0.0
-        for head in range(config.heads):  # head 0 is the one clustering of heads=1; the others get their own seeds
-            head_seed = (epoch_seed + 104_729 * head) % 2**31
-            head_labels, head_objective = cluster(reduced, config.k, head_seed, config.kmeans_iter, config.spherical)
-            empty = int((np.bincount(head_labels, minlength=config.k) == 0).sum())
-            if config.reassign_empty and empty:
-                head_labels, _ = reassign_empty(reduced, head_labels, config.k, np.random.default_rng(head_seed))
-            heads.append(head_labels)
-            found_empty += empty
-            objective = head_objective if head == 0 else objective
-        labels = heads[0]  # the first clustering: the epoch's pseudo-labels in the metrics and the checkpoint
+        # head 0 is the one clustering of heads=1; the others get their own seeds
+        clusterings = [pseudo_labels(reduced, config, (epoch_seed + 104_729 * head) % 2**31)
+                       for head in range(config.heads)]
+        heads = [labels for labels, _, _ in clusterings]
+        found_empty = sum(empty for _, _, empty in clusterings)
+        labels, objective, _ = clusterings[0]  # the epoch's pseudo-labels in the metrics and the checkpoint
         prototypes = ([cluster_prototypes(features, h, config.k) for h in heads] if config.head == "centroids"
                       else None)
         t2 = time.perf_counter()
