@@ -363,3 +363,47 @@ def test_prepare_images_reads_each_image_once_and_widens_grey_to_colour():
     expected = torch.nn.functional.interpolate(torch.from_numpy(colour).permute(2, 0, 1)[None].float(), size=(16, 16),
                                                mode="bilinear", align_corners=False, antialias=True)
     assert torch.equal(images[1], expected.round().clamp(0, 255).to(torch.uint8)[0])
+
+
+def test_output_layers_are_fc7_before_relu_fc6_after_relu_and_the_body():
+    net = build_model("alexnet-small", sobel=True, size=28).eval()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        body = net.body(x)
+        fc6 = torch.relu(net.classifier[1](body))
+        fc7 = net.classifier[4](fc6)
+        assert torch.allclose(net.output(x, "conv"), body)
+        assert torch.allclose(net.output(x, "fc6"), fc6) and bool((fc6 >= 0).all()) and bool((fc6 == 0).any())
+        assert torch.allclose(net.output(x, "fc7"), fc7) and torch.allclose(net.embed(x), fc7)
+        assert bool((fc7 < 0).any())  # before the final ReLU
+    with pytest.raises(UserError, match="layer=fc6 needs an AlexNet backbone"):
+        build_model("resnet18", sobel=True, size=32).eval().output(torch.rand(2, 3, 32, 32), "fc6")
+
+
+def test_embedder_layer_reads_the_same_training_at_another_layer(tmp_path):
+    from clusterbench.core.contracts import Context, EmbedRequest
+    from clusterbench.methods.embedders import EMBEDDERS
+
+    data = DATASETS.create("digits:limit=120").load()
+    request = EmbedRequest(context=Context(work_dir=str(tmp_path)))
+    spec = f"alexnet-deepcluster:epochs=1,{TINY_SPEC},l2=false"
+    fc7 = EMBEDDERS.create(spec).embed(data, request)
+    [checkpoint] = (tmp_path / "deepcluster").glob("*/checkpoint.pt")
+    mtime = checkpoint.stat().st_mtime_ns
+    fc6 = EMBEDDERS.create(f"{spec},layer=fc6").embed(data, request)
+    conv = EMBEDDERS.create(f"{spec},layer=conv").embed(data, request)
+    assert checkpoint.stat().st_mtime_ns == mtime  # the finished training is read, not repeated
+    assert fc6.stats.details["layer"] == "fc6" and fc7.stats.details["layer"] == "fc7"
+    assert fc6.features.shape == fc7.features.shape == (120, 1024) and conv.features.shape[1] != 1024
+    assert fc6.features.min() >= 0 > fc7.features.min()
+
+    net, _, resolved = model_from_checkpoint(read_checkpoint(checkpoint))
+    images = T.prepare_images(data, resolved["size"])
+    with torch.no_grad():
+        expected = net.eval().output(torch.stack([T.Normalize(1)(img) for img in images]), "fc6")
+    np.testing.assert_allclose(fc6.features, expected.numpy(), rtol=1e-3, atol=1e-4)
+    from_file = EMBEDDERS.create(f"alexnet-deepcluster:checkpoint={checkpoint},layer=fc6,precision=fp32,device=cpu,l2=false")
+    np.testing.assert_allclose(from_file.embed(data).features, expected.numpy(), rtol=1e-3, atol=1e-4)
+
+    with pytest.raises(UserError, match="layer=fc6 needs an AlexNet backbone; resnet18"):
+        EMBEDDERS.create(f"{spec},backbone=resnet18,layer=fc6").embed(data, request)

@@ -102,12 +102,24 @@ def _module_base():
 
         def embed(self, x):
             """The clustered representation: classifier output without its final ReLU."""
+            return self.output(x, "fc7")
+
+        def output(self, x, layer: str = "fc7"):
+            """One layer's activations: ``fc7`` the classifier's output before its final ReLU (the
+            clustered one), ``fc6`` the first fully connected layer after its ReLU, ``conv`` the body."""
             h = self.body(x)
             layers = list(self.classifier.children())
+            if layer == "fc6" and not layers:
+                raise UserError(f"deepcluster: layer=fc6 needs an AlexNet backbone; {self.arch} has no fc layers")
+            if layer == "conv" or not layers:
+                return h
             if layers and isinstance(layers[-1], nn.ReLU):
                 layers = layers[:-1]
-            for layer in layers:
-                h = layer(h)
+            if layer == "fc6":
+                first_relu = next(i for i, m in enumerate(layers) if isinstance(m, nn.ReLU))
+                layers = layers[:first_relu + 1]
+            for module in layers:
+                h = module(h)
             return h
 
         def forward(self, x):

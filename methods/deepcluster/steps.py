@@ -15,9 +15,9 @@ from .images import Normalize, TensorImages, _norm_stats, augment
 
 
 class _Embed:
-    """Wraps a DeepClusterNet so a plain ``forward`` returns the clustered representation."""
+    """Wraps a DeepClusterNet so a plain ``forward`` returns one layer (by default the clustered one)."""
 
-    def __new__(cls, net):
+    def __new__(cls, net, layer: str = "fc7"):
         import torch.nn as nn
 
         class Embed(nn.Module):
@@ -26,17 +26,18 @@ class _Embed:
                 self.inner = inner
 
             def forward(self, x):
-                return self.inner.embed(x)
+                return self.inner.output(x, layer)
 
         return Embed(net)
 
 
 def compute_features(net, images, *, device: str, precision: str, batch_size: int, progress: bool = True,
-                     desc: str = "deepcluster features"):
-    """Penultimate features of every image (eval mode, no augmentation): the shared forward path."""
+                     desc: str = "deepcluster features", layer: str = "fc7"):
+    """One layer's features of every image (eval mode, no augmentation; by default the penultimate,
+    clustered one): the shared forward path."""
     from clusterbench.infer.inference import run_inference
 
-    result = run_inference(_Embed(net), TensorImages(images), Normalize(images.shape[1]), device=device,
+    result = run_inference(_Embed(net, layer), TensorImages(images), Normalize(images.shape[1]), device=device,
                            precision=precision, batch_size=batch_size, rgb=False, progress=progress, desc=desc)
     (features,) = result.outputs
     return np.ascontiguousarray(features, dtype=np.float32), result.stats
