@@ -48,13 +48,14 @@ class WeightAverage:
 
 def lag_warning(decay: float, steps: int) -> str | None:
     """A line when the average spans a large part of the whole training of ``steps`` SGD steps (its
-    horizon, 1 / (1 - decay) steps, over a quarter of them): its features then still carry the
-    early, barely trained weights (digits, 120 steps: ``ema=0.999`` ended below the untrained
-    network at 2 seeds of 3)."""
+    horizon, 1 / (1 - decay) steps, over half of them): its features then still carry the early,
+    barely trained weights. Both ends are measured: on digits (120 steps) ``ema=0.999`` ended below
+    the untrained network at 2 seeds of 3; on 70k Fashion-MNIST (2,740 steps, a horizon of 37%) it
+    is part of the recipe that reaches the NMI goal, so that must not warn."""
     if decay <= 0 or steps <= 0:
         return None
     horizon = 1.0 / (1.0 - decay)
-    if horizon <= steps / 4:
+    if horizon <= steps / 2:
         return None
     return (f"deepcluster: warning: ema={decay} averages the last ~{horizon:.0f} SGD steps, but this training "
             f"takes {steps}: the averaged features lag behind it (use a smaller ema or more epochs)")
