@@ -83,6 +83,28 @@ def test_kmeans_separates_the_classes_and_scores_the_videos(run_cli, videos, res
     assert lines[1].split(",")[3:] == ["circle/clip0.mp4", "0.0", "0"]
 
 
+def test_deepcluster_trains_on_video_frames_end_to_end(run_cli, videos, results_dir):
+    """The second reference experiment in small: DeepCluster's AlexNet trained on frames, then k-means."""
+    # sobel=false: the two classes differ in colour as well as shape, and Sobel keeps only grey gradients
+    embedder = "alexnet-deepcluster:epochs=2,k=4,pca_dim=8,batch_size=16,min_steps=3,size=32,precision=fp32,sobel=false"
+    status, _, err, summary = run_cli("-d", f"video:root={videos},fps=4,size=32", "-e", embedder, "-c", "kmeans",
+                                      "--k", "2")
+    assert status == 0, err
+    cell = summary["cells"][0]
+    assert cell["status"] == "ok" and cell["params"]["n_images"] == 48
+    assert cell["metrics"]["nmi"] >= 0.9 and 0 <= cell["metrics"]["video_nmi"] <= 1
+    assert "deepcluster epoch 2/2" in err
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{results_dir / 'mlflow.db'}")
+    # the training's per-epoch curves went to MLflow beside the cell: NMI vs the frames' labels and loss vs ln k
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    curves = [r for r in runs if "nmi_labels_k2" in r.data.metrics]
+    assert curves, [sorted(r.data.metrics) for r in runs]
+    history = client.get_metric_history(curves[0].info.run_id, "loss_over_ln_k")
+    assert [m.step for m in history] == [0, 1] and all(m.value > 0 for m in history)
+
+
 def test_a_folder_without_videos_is_one_line(run_cli, tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     status, _, err, summary = run_cli("-d", f"video:root={tmp_path / 'empty'}", "-e", "pixels", "-c", "kmeans:k=2")
