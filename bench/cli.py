@@ -7,7 +7,6 @@ User mistakes print one line (``clusterbench: error: ...``), never a traceback.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import signal
 import sys
@@ -179,6 +178,7 @@ def _flag(name: str, value: str | None) -> bool | None:
 
 def cmd_list(args) -> int:
     from clusterbench.core.catalog import registries
+    from clusterbench.core.describe import parameters, summary
     from clusterbench.k.estimators import K_ESTIMATORS
 
     kinds = dict(zip(("datasets", "embedders", "clusterers"), registries(), strict=True))
@@ -188,15 +188,11 @@ def cmd_list(args) -> int:
             continue
         print(f"{kind}:")
         for name in registry.list(args.pattern):
-            params = []
-            for p, default in registry.parameters(name).items():
-                params.append(p if default is inspect.Parameter.empty else f"{p}={default}")
-            cls = registry.get(name)
-            # the entry's own docstring, else its file's (one class per file)
-            doc = inspect.cleandoc(cls.__dict__.get("__doc__") or sys.modules[cls.__module__].__doc__ or "").splitlines()
+            params = [p.listing() for p in parameters(registry, name)]
+            line = summary(registry.get(name))
             print(f"  {name:<20} {', '.join(params)}")
             # and the package it comes from: clusterbench, or a plug-in's distribution and version
-            print(f"  {'':<20} {doc[0] + ' ' if doc and doc[0] else ''}[{registry.origin(name)}]")
+            print(f"  {'':<20} {line + ' ' if line else ''}[{registry.origin(name)}]")
     return EXIT_OK
 
 

@@ -289,6 +289,13 @@ def as_declared(value: Any, hint: Any) -> Any:
     return str(value)
 
 
+def admitted(hint: Any, owner: type | None = None) -> str | None:
+    """What the declaration ``hint`` admits, in the words :func:`check`'s messages use ("an
+    integer >= 1 or none"); None when it cannot be read (the entry judges every value itself)."""
+    arms = _arms(hint)
+    return _join([item for arm in arms for item in arm.items(owner)]) if arms else None
+
+
 def check(key: str, value: Any, hint: Any, owner: type | None = None) -> str | None:
     """``"key=value must be ..."`` when ``value`` breaks the declaration ``hint``; else None.
     ``owner`` is the entry's class (for markers that read its attributes)."""
