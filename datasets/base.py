@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -13,6 +14,12 @@ from clusterbench.core.errors import DataError, UserError
 from clusterbench.core.registry import Registry
 
 DATASETS = Registry("dataset", group="clusterbench.datasets", contract=Dataset)
+
+# The per-item column saying where each item came from, so results trace back to the user's
+# files: a path relative to the dataset root (``cats/a.png``), a video and time
+# (``clips/a.mp4@12.40s``), a feature row (``emb.npy#17``) or a built-in set's name and position
+# (``digits#17``, ``fashion-mnist/test#17``).
+SOURCE_COLUMN = "source"
 
 
 @dataclass
@@ -25,6 +32,8 @@ class ImageData:
     ``items`` is optional per-item metadata: column name -> one value per image (a frame's
     video and timestamp, ...). The column :data:`~clusterbench.core.contracts.GROUP_COLUMN`
     names the group an item was cut from; clusters are then also scored against the groups.
+    :data:`SOURCE_COLUMN` says where each item came from; a dataset that does not fill it gets
+    ``<name>#<position>`` (the position in this load).
     """
 
     images: np.ndarray | list
@@ -39,6 +48,10 @@ class ImageData:
     mirror_invariant: bool = True
 
     has_images: ClassVar[bool] = True
+
+    def __post_init__(self):
+        if SOURCE_COLUMN not in self.items:
+            self.items[SOURCE_COLUMN] = indexed_sources(self.name or "item", len(self))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,6 +81,16 @@ class FeatureData(ImageData):
 
     def image(self, i: int) -> np.ndarray:
         raise UserError(f"dataset {self.name}: holds precomputed features, not images")
+
+
+def indexed_sources(prefix: str, n: int, start: int = 0) -> np.ndarray:
+    """``prefix#i`` for i in ``start..start+n``: the source of items with no file of their own."""
+    return np.array([f"{prefix}#{i}" for i in range(start, start + n)], dtype=object)
+
+
+def relative_sources(root: str, paths) -> np.ndarray:
+    """Each path relative to ``root``, with ``/`` separators on every platform."""
+    return np.array([os.path.relpath(p, root).replace(os.sep, "/") for p in paths], dtype=object)
 
 
 def content_hash(*parts) -> str:

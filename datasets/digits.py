@@ -4,7 +4,7 @@ import numpy as np
 
 from clusterbench.core.params import Limit, Seed
 
-from .base import DATASETS, content_hash, finish
+from .base import DATASETS, SOURCE_COLUMN, content_hash, finish, indexed_sources
 
 
 @DATASETS.register("digits")
@@ -21,4 +21,4 @@ class Digits:
         images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
         names = [str(t) for t in bunch.target_names]
         return finish("digits", images, bunch.target, names, content_hash(images, bunch.target), self.limit, self.seed,
-                      mirror_invariant=False)
+                      items={SOURCE_COLUMN: indexed_sources("digits", len(images))}, mirror_invariant=False)

@@ -20,7 +20,7 @@ from clusterbench.core.errors import DataError
 from clusterbench.core.params import ExistingDir, Limit, Seed
 
 from . import net
-from .base import DATASETS, content_hash, finish
+from .base import DATASETS, SOURCE_COLUMN, content_hash, finish, indexed_sources
 
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 SUBDIR = "fashion-mnist"
@@ -160,7 +160,7 @@ class FashionMNIST:
         if self.split not in SPLITS:
             raise DataError(f"fashion-mnist: unknown split {self.split!r}; valid: {', '.join(SPLITS)}")
         found, directory = self._find()
-        images, labels = [], []
+        images, labels, sources = [], [], []
         for part in ("train", "test"):
             if part in found:
                 img_path, lab_path = found[part]
@@ -168,6 +168,7 @@ class FashionMNIST:
                 _check_pair(img_path, part_images, lab_path, part_labels)
                 images.append(part_images)
                 labels.append(part_labels)
+                sources.append(indexed_sources(f"fashion-mnist/{part}", len(part_images)))
         images = images[0] if len(images) == 1 else np.concatenate(images)
         labels = labels[0] if len(labels) == 1 else np.concatenate(labels)
         data = finish(
@@ -178,6 +179,7 @@ class FashionMNIST:
             content_hash(images, labels),
             self.limit,
             self.seed,
+            items={SOURCE_COLUMN: np.concatenate(sources)},
             split=self.split,
         )
         data.info["root"] = directory

@@ -3,7 +3,9 @@
 The matrix is memory-mapped (see :mod:`.matrix_files`), never copied wholesale into RAM; it
 is clustered with the ``identity`` embedder. Labels: a 1-D ``.npy`` (integers or strings) or a
 text file with one label per line; an ``.npz`` or ``.parquet`` may carry them itself (a
-``labels`` array or column). ``names``: one name per row, kept beside each assignment.
+``labels`` array or column). ``names``: one name per row (a text file, or a ``names``/``path``/...
+array or text column of the .npz/.parquet itself), kept beside each assignment. Every row's
+``source`` is ``FILE#ROW``, with its name after it where there are names: ``emb.npy#17 (cat.jpg)``.
 
 :meth:`Features.check` looks at the files before anything runs, so a matrix that is not 2-D,
 rows with NaN, or labels of the wrong length are refused in one line with exit status 2.
@@ -11,6 +13,7 @@ rows with NaN, or labels of the wrong length are refused in one line with exit s
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import numpy as np
@@ -20,12 +23,19 @@ from clusterbench.core.hashing import file_sha256
 from clusterbench.core.params import ExistingFile, Limit, Seed
 
 from . import matrix_files as mf
-from .base import DATASETS, FeatureData, content_hash, select_subset
+from .base import DATASETS, SOURCE_COLUMN, FeatureData, content_hash, select_subset
 
 
 def _read_lines(path: str) -> np.ndarray:
     with open(path, encoding="utf-8") as f:
         return np.array([line.rstrip("\n\r") for line in f if line.strip()], dtype=object)
+
+
+def row_sources(file: str, rows: np.ndarray, names: np.ndarray | None) -> np.ndarray:
+    """``FILE#ROW`` per row (the row in the file, before any limit), ``FILE#ROW (NAME)`` with names."""
+    if names is None:
+        return np.array([f"{file}#{r}" for r in rows], dtype=object)
+    return np.array([f"{file}#{r} ({n})" for r, n in zip(rows, names, strict=True)], dtype=object)
 
 
 @DATASETS.register("features")
@@ -71,7 +81,7 @@ class Features:
         return None, None
 
     def _names(self) -> np.ndarray | None:
-        return None if self.names is None else _read_lines(self.names)
+        return mf.stored_names(self.path) if self.names is None else _read_lines(self.names)
 
     def check(self) -> None:
         """The files' shape, values and lengths, before anything runs (one line each)."""
@@ -86,7 +96,8 @@ class Features:
             raise DataError(f"features: labels {source} has {len(labels)} values for the {n} rows of {self.path}")
         names = self._names()
         if names is not None and len(names) != n:
-            raise DataError(f"features: names {self.names} has {len(names)} lines for the {n} rows of {self.path}")
+            raise DataError(f"features: names {self.names or self.path} has {len(names)} names for the {n} rows "
+                            f"of {self.path}")
 
     def load(self) -> FeatureData:
         self.check()
@@ -98,6 +109,7 @@ class Features:
             class_names = [str(c) for c in class_names]
         names = self._names()
         idx = select_subset(len(matrix), labels, self.limit, self.seed)
+        sources = row_sources(os.path.basename(self.path), idx, None if names is None else names[idx])
         if len(idx) < len(matrix):  # a subset is small by construction: those rows are read into RAM
             matrix, labels = np.asarray(matrix[idx]), None if labels is None else labels[idx]
             names = None if names is None else names[idx]
@@ -107,7 +119,7 @@ class Features:
         source = file_sha256(self.path) + (file_sha256(self.labels) if self.labels else "")
         fingerprint = content_hash("features", source, self.key, f"limit={self.limit}",
                                    f"seed={self.seed}" if self.limit else "")
-        items = {} if names is None else {"name": names.astype(str)}
+        items = {SOURCE_COLUMN: sources, **({} if names is None else {"name": names.astype(str)})}
         info = {"n": len(matrix), "root": self.path, "dim": int(matrix.shape[1]), "opened": how}
         return FeatureData(None, None if labels is None else labels.astype(np.int64), class_names, fingerprint,
                            name="features", info=info, items=items, features=matrix)

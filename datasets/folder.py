@@ -19,7 +19,7 @@ import numpy as np
 from clusterbench.core.errors import DataError, DataWarning
 from clusterbench.core.params import ExistingDir, Interval, Limit, Seed
 
-from .base import DATASETS, finish, select_subset
+from .base import DATASETS, SOURCE_COLUMN, finish, relative_sources, select_subset
 from .images import IMAGE_EXTENSIONS, decode_bytes, decode_image, is_image_file
 
 
@@ -114,7 +114,8 @@ class Folder:
         elif len({img.shape for img in images}) == 1:
             images = np.stack(images)
         # the content hash covers exactly the files selected, so limit/seed need no extra key
-        data = finish("folder", images, labels, names, source_hash, None, self.seed)
+        sources = relative_sources(root, [files[i] for i in kept])
+        data = finish("folder", images, labels, names, source_hash, None, self.seed, items={SOURCE_COLUMN: sources})
         data.info.update(root=root, skipped=skipped, decoded_in_memory=not lazy,
                          **({"limit": self.limit} if self.limit else {}))
         return data

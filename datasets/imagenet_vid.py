@@ -30,7 +30,7 @@ from clusterbench.core.errors import DataError, DataWarning
 from clusterbench.core.params import ExistingDir, Interval, Limit, PositiveInt, Seed
 
 from . import net
-from .base import DATASETS, finish, select_subset
+from .base import DATASETS, SOURCE_COLUMN, finish, relative_sources, select_subset
 from .folder import FolderImages, read_files
 
 SUBDIR = "ILSVRC2015"
@@ -171,7 +171,8 @@ class ImageNetVID:
         elif len({img.shape for img in images}) == 1:
             images = np.stack(images)
         items = {GROUP_COLUMN: np.asarray([videos[i] for i in kept_idx], dtype=object),
-                 "frame": np.asarray([numbers[i] for i in kept_idx], dtype=np.int64)}
+                 "frame": np.asarray([numbers[i] for i in kept_idx], dtype=np.int64),
+                 SOURCE_COLUMN: relative_sources(root, [files[i] for i in kept_idx])}
         data = finish("imagenet-vid", images, labels[kept_idx], [VID_CLASSES[w] for w in present], source_hash,
                       None, self.seed, items=items, split=self.split, every=self.every,
                       max_per_snippet=self.max_per_snippet or "none")

@@ -23,6 +23,7 @@ from clusterbench.core.errors import DataError
 MATRIX_SUFFIXES = (".npy", ".npz", ".parquet")
 FEATURE_KEYS = ("features", "embeddings", "X", "x")  # the array taken from an .npz without key=
 LABEL_COLUMNS = ("label", "labels", "target", "y")  # parquet columns that are not features
+NAME_KEYS = ("names", "name", "paths", "path", "files", "file", "filename", "id")  # a row's name, in .npz or .parquet
 
 
 def suffix(path: str) -> str:
@@ -142,6 +143,30 @@ def _rows(table, columns: list[str], is_list: bool) -> np.ndarray:
         flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         return flat.reshape(len(values), -1)
     return np.stack([table.column(c).to_numpy().astype(np.float32) for c in columns], axis=1)
+
+
+def stored_names(path: str) -> np.ndarray | None:
+    """The row names a matrix file carries itself (an .npz array or a parquet text column named
+    like :data:`NAME_KEYS`), as strings; None when it has none."""
+    kind = suffix(path)
+    if kind == ".npz":
+        member = next((k for k in NAME_KEYS if k in npz_member_names(path)), None)
+        if member is None:
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            values = z[member]
+        return values.astype(str).astype(object) if values.ndim == 1 and values.dtype.kind in "US" else None
+    if kind == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        column = next((f.name for k in NAME_KEYS for f in schema if f.name.lower() == k
+                       and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))), None)
+        if column is None:
+            return None
+        return np.asarray(pq.read_table(path, columns=[column]).column(0).to_pylist(), dtype=object)
+    return None
 
 
 def parquet_labels(path: str):

@@ -16,7 +16,7 @@ from clusterbench.core.errors import DataError
 from clusterbench.core.params import ChoiceOf, Limit, Seed
 
 from . import net
-from .base import DATASETS, content_hash, finish
+from .base import DATASETS, SOURCE_COLUMN, content_hash, finish, indexed_sources
 
 
 class TorchvisionSet:
@@ -46,6 +46,8 @@ class TorchvisionSet:
         labelled = all(a[1] is not None for a in arrays)
         labels = np.concatenate([a[1] for a in arrays]) if labelled else None
         names = self.class_names(parts[0]) if labelled else None
+        sources = np.concatenate([indexed_sources(f"{self.name}/{part}", len(a[0]))
+                                  for a, part in zip(arrays, self.splits[self.split], strict=True)])
         data = finish(
             self.name,
             images,
@@ -54,6 +56,7 @@ class TorchvisionSet:
             content_hash(images, labels),
             self.limit,
             self.seed,
+            items={SOURCE_COLUMN: sources},
             mirror_invariant=self.mirror_invariant,
             split=self.split,
         )

@@ -25,7 +25,7 @@ from clusterbench.core.contracts import GROUP_COLUMN
 from clusterbench.core.errors import DataError, DataWarning
 from clusterbench.core.params import ExistingDir, Interval, Limit, PositiveInt, Seed
 
-from .base import DATASETS, finish
+from .base import DATASETS, SOURCE_COLUMN, finish
 from .folder import scan
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
@@ -144,14 +144,15 @@ class Video:
             frames += got
             times += t
             numbers += n
-            videos += [rel] * len(got)
+            videos += [rel.replace(os.sep, "/")] * len(got)
             if ids is not None:
                 labels += [ids[i]] * len(got)
         if not frames:
             raise DataError(f"video: none of the {len(files)} video(s) in {root} could be read (first: {skipped[0]})")
         images = np.stack(frames) if len({f.shape for f in frames}) == 1 else frames
         items = {GROUP_COLUMN: np.asarray(videos, dtype=object), "time": np.asarray(times),
-                 "frame": np.asarray(numbers, dtype=np.int64)}
+                 "frame": np.asarray(numbers, dtype=np.int64),
+                 SOURCE_COLUMN: np.asarray([f"{v}@{t:.2f}s" for v, t in zip(videos, times, strict=True)], dtype=object)}
         data = finish("video", images, labels or None, names, digest.hexdigest()[:16], self.limit, self.seed,
                       items=items, fps=fps if fps is not None else "none", every=self.every or "none",
                       max_frames=self.max_frames or "none", size=self.size)

@@ -53,7 +53,8 @@ def test_default_job_runs_quick_suite_and_tracks_everything(run_cli, results_dir
     assert {"assignments.csv", "metrics.json", "embedding_info.json"} <= artifacts
     path = client.download_artifacts(child.info.run_id, "assignments.csv", str(results_dir.parent))
     lines = open(path).read().splitlines()
-    assert lines[0] == "index,cluster,label" and len(lines) == 1798
+    assert lines[0] == "index,cluster,label,source" and len(lines) == 1798
+    assert lines[18].endswith(",digits#17")  # every digit named by its place in sklearn's set
 
 
 def test_rerun_skips_finished_cells_and_reuses_embeddings(run_cli, results_dir):

@@ -79,8 +79,9 @@ def test_kmeans_separates_the_classes_and_scores_the_videos(run_cli, videos, res
     client = MlflowClient(f"sqlite:///{results_dir / 'mlflow.db'}")
     path = client.download_artifacts(cell["mlflow_run_id"], "assignments.csv", str(results_dir.parent))
     lines = open(path).read().splitlines()
-    assert lines[0] == "index,cluster,label,video,time,frame" and len(lines) == 49
-    assert lines[1].split(",")[3:] == ["circle/clip0.mp4", "0.0", "0"]
+    assert lines[0] == "index,cluster,label,video,time,frame,source" and len(lines) == 49
+    assert lines[1].split(",")[3:] == ["circle/clip0.mp4", "0.0", "0", "circle/clip0.mp4@0.00s"]
+    assert lines[2].split(",")[-1] == "circle/clip0.mp4@0.30s"  # fps=4 at 10 frames/s: frame 3
 
 
 def test_deepcluster_trains_on_video_frames_end_to_end(run_cli, videos, results_dir):
