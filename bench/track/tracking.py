@@ -22,6 +22,10 @@ ROLE_TAG = "clusterbench.role"
 HOST_TAG = "clusterbench.host"
 PID_TAG = "clusterbench.pid"
 REASON_TAG = "clusterbench.failure_reason"
+# The tag MLflow 3's UI reads to open an experiment on its runs table (model training), not on
+# the GenAI "send your first trace" page.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 MAX_PARAM_CHARS = 6000
 
 
@@ -87,6 +91,20 @@ def finished_cell_runs(client, experiment_id: str, cell_key: str | None = None) 
             return latest
 
 
+def mark_experiment_kinds(tracking_uri: str) -> list[str]:
+    """Tag the store's clusterbench experiments that lack the experiment kind (made by an older
+    version), so the UI opens them on their runs; an experiment with a kind keeps it."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    marked = []
+    for exp in client.search_experiments(filter_string="name LIKE 'clusterbench/%'"):
+        if exp.tags.get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            marked.append(exp.name)
+    return marked
+
+
 def _clean_metrics(metrics: dict) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
@@ -136,6 +154,8 @@ class Tracker:
                 self.experiment_id = self._create_experiment(experiment, location)
             else:
                 self.experiment_id = exp.experiment_id
+                if exp.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the tag, or by plain MLflow
+                    self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         except Exception as e:  # noqa: BLE001 - store problems of any kind get one line
             raise UserError(f"MLflow store {tracking_uri}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
@@ -143,7 +163,8 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location,
+                                                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except MlflowException:
             # Another process created it between our lookup and create.
             return self.client.get_experiment_by_name(name).experiment_id
