@@ -48,3 +48,9 @@ def test_the_ui_marks_old_clusterbench_experiments_only(uri):
     assert _kind(uri, "someone-else") is None
     assert _kind(uri, "clusterbench/traced") == "genai_development"
     assert mark_experiment_kinds(uri) == []
+
+
+def test_a_store_not_there_yet_is_not_created(tmp_path):
+    missing = tmp_path / "none" / "mlflow.db"
+    assert mark_experiment_kinds(f"sqlite:///{missing}") == []
+    assert not missing.exists()

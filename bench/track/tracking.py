@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.interrupts import shielded
-from clusterbench.run.locks import pid_alive
+from clusterbench.core.locks import pid_alive
 
 CELL_KEY_TAG = "clusterbench.cell_key"
 ROLE_TAG = "clusterbench.role"
@@ -93,7 +93,11 @@ def finished_cell_runs(client, experiment_id: str, cell_key: str | None = None) 
 
 def mark_experiment_kinds(tracking_uri: str) -> list[str]:
     """Tag the store's clusterbench experiments that lack the experiment kind (made by an older
-    version), so the UI opens them on their runs; an experiment with a kind keeps it."""
+    version), so the UI opens them on their runs; an experiment with a kind keeps it. A server, or
+    a sqlite file not there yet, is left alone."""
+    if tracking_uri.startswith(("http://", "https://")) or (
+            tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists()):
+        return []
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
