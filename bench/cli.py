@@ -111,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
+    from clusterbench.core.reduce import Reducer
     from clusterbench.core.registry import Spec
     from clusterbench.core.suite import Suite, load_suite, parse_k
     from clusterbench.run.runner import Runner
-    from clusterbench.scoring.reduce import Reducer
     from clusterbench.track.report import print_table
 
     grid = args.dataset or args.embedder or args.clusterer
@@ -139,12 +139,9 @@ def cmd_run(args) -> int:
         suite.reduce = Reducer.parse(args.reduce)
     if args.tune:
         suite.tune = {**suite.tune, **Spec.parse(f"tune:{args.tune}").params}
-    from clusterbench.core.validate import validate_suite
-    from clusterbench.k.config import validate_tune
-
-    # every spec against its declared parameters, the reducer, K and the tuning settings: a mistake
-    # anywhere is refused before anything runs
-    validate_suite(suite, validate_tune=validate_tune)
+    # every spec against its declared parameters, the reducer, K and the tuning settings, once: a
+    # mistake anywhere is refused before anything runs, and the checked cells are what runs
+    checked = Runner.check(suite)
     if args.json:
         _check_writable(Path(args.json))
     if args.explain < 0:
@@ -155,10 +152,10 @@ def cmd_run(args) -> int:
     executor = make_executor(args.executor, args.ray_address)  # Ray missing or its head unreachable: one line
     runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
                     optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures, executor=executor)
-    results = runner.run(suite)
+    results = runner.run(suite, checked)
     print_table(results)
     if args.json:
-        from clusterbench.run.atomic import write_json
+        from clusterbench.core.atomic import write_json
 
         write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results]})
     return EXIT_CELL_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
@@ -211,7 +208,7 @@ def cmd_report(args) -> int:
     text = report(uri, experiment=args.experiment, sort=args.sort, html_path=args.html, ui_url=args.ui_url)
     print(text)
     if args.markdown:
-        from clusterbench.run.atomic import atomic_file
+        from clusterbench.core.atomic import atomic_file
 
         with atomic_file(args.markdown, "w") as f:
             f.write(text + "\n")

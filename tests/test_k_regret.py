@@ -115,7 +115,7 @@ def test_umap_then_hdbscan_and_ward_on_digits_and_the_reduced_cache(run_cli, res
     assert ward["params"]["feature_dim"] == 10 and "umap=10" in ward["params"]["reducer"]
     (entry,) = list((results_dir / "cache" / "reduced").glob("*.features.npy"))
 
-    import clusterbench.scoring.reduce as reduce
+    import clusterbench.core.reduce as reduce
 
     monkeypatch.setattr(reduce, "umap_embed", lambda *a, **k: (_ for _ in ()).throw(AssertionError("not cached")))
     status, _, err, again = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "--reduce", "umap=10", "--k", "10",

@@ -11,7 +11,7 @@ import pytest
 from clusterbench.core.errors import UserError
 from clusterbench.core.params import DevicePattern, ExistingDir, ExistingFile, Interval, check, declared
 from clusterbench.core.registry import Registry
-from clusterbench.scoring.reduce import Reducer
+from clusterbench.core.reduce import Reducer
 
 
 def _all_entries():

@@ -30,7 +30,7 @@ def _suite(tmp_path, seeds=(0, 1, 2)):
 
 
 def _start(suite, results, *extra):
-    from clusterbench.run.locks import exclusive
+    from clusterbench.core.locks import exclusive
     from clusterbench.track.tracking import Tracker
 
     # The store exists before the test starts polling it, as the runner would create it.

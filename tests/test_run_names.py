@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from clusterbench.scoring.reduce import Reducer
+from clusterbench.core.reduce import Reducer
 from clusterbench.track.run_names import cell_run_name, grid_suite_name, suite_run_name
 
 

@@ -223,6 +223,6 @@ def test_vid_suite_is_bundled_and_valid():
     from clusterbench.core.validate import validate_suite
 
     suite = load_suite(resolve_suite_path("vid"))
-    cells = validate_suite(suite)
+    cells = validate_suite(suite).cells
     assert {str(c.embedder).split(":")[0] for c in cells} == {"alexnet-deepcluster", "efficientnet-lite0", "pixels"}
     assert all(c.dataset.name == "imagenet-vid" for c in cells)

@@ -21,4 +21,4 @@ def faiss_gpu_available() -> bool:
         faiss = import_faiss()
     except UserError:  # scikit-learn's engine still works; the faiss one says what to install
         return False
-    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0  # third-party: CPU builds lack it

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from clusterbench.core.traits import declared
+
 if TYPE_CHECKING:
     from clusterbench.core.space import Param
 
@@ -155,30 +157,10 @@ class Dataset(Protocol):
 
 
 @runtime_checkable
-class CheckedDataset(Protocol):
-    """A dataset that can look at its files cheaply before anything runs (``check`` raises a
-    one-line DataError: a features file with NaN rows, labels of the wrong length, ...)."""
-
-    def check(self) -> None: ...
-
-
-def provides(dataset_cls: type) -> str:
-    """What a dataset class holds (``provides``; images unless it declares otherwise)."""
-    return dataset_cls.__dict__.get("provides", "images") if isinstance(dataset_cls, type) else "images"
-
-
-def consumes(embedder_cls: type) -> str:
-    """What an embedder class reads (``consumes``, declared on EmbedderBase; images otherwise)."""
-    for klass in getattr(embedder_cls, "__mro__", ()):
-        if "consumes" in klass.__dict__:
-            return klass.__dict__["consumes"]
-    return "images"
-
-
-@runtime_checkable
 class Embedder(Protocol):
     needs: ClassVar[frozenset[str]]
     has_classifier: ClassVar[bool]  # can return logits and their Classes
+    cache_features: ClassVar[bool]  # False: its output is already on disk (no cache copy)
 
     def identity(self) -> str: ...
 
@@ -206,20 +188,24 @@ class Clusterer(Protocol):
         ...
 
 
+_ABSENT = object()
+
+
 def breaches(protocol: type, cls: type) -> list[str]:
     """How ``cls`` falls short of ``protocol``: each name the protocol declares (its annotated
     class attributes and its methods) that ``cls`` lacks or, for a method, has but cannot call;
     and ``needs`` keys that are not in :data:`NEEDS`. Empty when it honours the contract."""
-    declared = {n: v for n, v in vars(protocol).items() if callable(v) or isinstance(v, classmethod | staticmethod)}
-    names = set(getattr(protocol, "__annotations__", {})) | set(declared)
+    methods = {n for n, v in vars(protocol).items() if callable(v) or isinstance(v, classmethod | staticmethod)}
+    names = set(protocol.__dict__.get("__annotations__", {})) | methods
     out = []
     for name in sorted(n for n in names if not n.startswith("_")):
-        if not hasattr(cls, name):
+        value = declared(cls, name, _ABSENT)
+        if value is _ABSENT:
             out.append(f"no {name!r}")
-        elif name in declared and not callable(getattr(cls, name)):
+        elif name in methods and not callable(value):
             out.append(f"{name!r} is not callable")
-    needs = getattr(cls, "needs", frozenset())
-    if "needs" in names and hasattr(cls, "needs"):
+    needs = declared(cls, "needs", frozenset())
+    if "needs" in names and needs is not None:
         if isinstance(needs, str) or not isinstance(needs, set | frozenset | tuple | list):
             out.append(f"'needs' must be a set of {', '.join(NEEDS)}, not {needs!r}")
         elif unknown := sorted(set(needs) - set(NEEDS)):

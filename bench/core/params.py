@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.traits import declared as declared_on
 
 # -- markers ------------------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class ChoiceOf(Marker):
     attribute: str
 
     def _choices(self, owner) -> list | None:
-        found = getattr(owner, self.attribute, None) if owner is not None else None
+        found = declared_on(owner, self.attribute) if owner is not None else None
         return None if found is None else [str(c) for c in found]
 
     def problem(self, value, owner=None):
@@ -245,7 +246,7 @@ class _Arm:
             return ["true", "false"]
         if self.base is type(None):
             return ["none"]
-        noun = _NOUNS.get(self.base, f"a {getattr(self.base, '__name__', self.base)}")
+        noun = _NOUNS.get(self.base, f"a {getattr(self.base, '__name__', self.base)}")  # third-party: a type or a typing form
         for marker in self.markers:
             noun = marker.describe(noun, owner)
         return [noun]

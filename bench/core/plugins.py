@@ -53,7 +53,7 @@ def load_entry_points(registries, find: Callable[[str], Iterable[metadata.EntryP
 
 
 def _origin(entry: metadata.EntryPoint) -> Origin:
-    dist = getattr(entry, "dist", None)
+    dist = getattr(entry, "dist", None)  # third-party: importlib.metadata gives it only for installed ones
     if dist is None:
         return Origin(entry.module.partition(".")[0])
     return Origin(dist.name, dist.version)

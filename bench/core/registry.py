@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ from clusterbench.core.contracts import breaches
 from clusterbench.core.errors import UserError
 from clusterbench.core.params import as_declared, declared
 from clusterbench.core.params import check as check_declared
+from clusterbench.core.traits import Traits, derive
 
 
 def parse_value(text: str) -> Any:
@@ -54,6 +55,8 @@ class Spec:
 
     name: str
     params: dict = field(default_factory=dict)
+    # True once :meth:`Registry.validate` has checked it: creation trusts it and checks nothing again
+    checked: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str | Spec) -> Spec:
@@ -71,7 +74,7 @@ class Spec:
         return cls(name.strip(), params)
 
     def with_params(self, **extra: Any) -> Spec:
-        return Spec(self.name, {**self.params, **extra})
+        return Spec(self.name, {**self.params, **extra})  # a changed spec is checked again
 
     def __str__(self) -> str:
         if not self.params:
@@ -105,12 +108,17 @@ def _closest(word: str, choices) -> str:
 class Registry:
     """Name -> class, with spec parsing and parameter validation."""
 
-    def __init__(self, kind: str, group: str | None = None, contract: type | None = None):
+    def __init__(self, kind: str, group: str | None = None, contract: type | None = None,
+                 adapt: Callable[[type], type | None] | None = None):
         self.kind = kind
         self.group = group  # the entry-point group through which other packages add entries
         self.contract = contract  # the Protocol every entry honours, checked at registration
+        # turns a class that does not honour the contract but has another known shape (a plain
+        # scikit-learn clusterer) into one that does; None when it has no such shape
+        self.adapt = adapt
         self._entries: dict[str, type] = {}
         self._origins: dict[str, Origin] = {}
+        self._traits: dict[type, Traits] = {}
 
     def register(self, name: str):
         """Class decorator: register the class as ``name``. A class that breaks the kind's
@@ -119,18 +127,24 @@ class Registry:
         def decorator(cls: type) -> type:
             # a plug-in's registration (a bundled module a plug-in happens to import first is still ours)
             load = _LOADING[-1] if _LOADING and _origin_of(cls) != BUNDLED else None
-            problem, error = None, TypeError
+            problem, error, entry, adapted = None, TypeError, cls, False
+            if self.contract is not None and breaches(self.contract, cls) and self.adapt is not None:
+                wrapped = self.adapt(cls)
+                if wrapped is not None:
+                    entry, adapted = wrapped, True
             if name in self._entries:
                 problem, error = f"{self.kind} {name!r} registered twice (already from {self._origins[name]})", ValueError
-            elif self.contract is not None and (gaps := breaches(self.contract, cls)):
+            elif self.contract is not None and (gaps := breaches(self.contract, entry)):
                 problem = f"{self.kind} {name!r} ({cls.__qualname__}) breaks the {self.kind} contract: {', '.join(gaps)}"
             if problem:
                 if load is None:
                     raise error(problem)
                 load.problems.append(problem)
                 return cls
-            cls.registry_name = name
-            self._entries[name] = cls
+            if not adapted:
+                cls.registry_name = name
+            self._entries[name] = entry
+            self._traits[entry] = derive(self.kind, entry, adapted=adapted)
             self._origins[name] = load.origin if load else _origin_of(cls)
             if load:
                 load.added.append((self, name))
@@ -148,21 +162,50 @@ class Registry:
             valid = ", ".join(self.list())
             raise UserError(f"unknown {self.kind} {name!r}{_closest(name, self._entries)}; valid: {valid}") from None
 
-    def parameters(self, name: str) -> dict[str, Any]:
-        """Parameter name -> default (``inspect.Parameter.empty`` when required)."""
-        sig = inspect.signature(self.get(name).__init__)
-        return {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
+    def resolve(self, spec: str | Spec) -> type:
+        """The class a spec creates: the entry, or, for an entry that binds another class by a
+        parameter (``sklearn:estimator=PATH``), the class it binds."""
+        spec = Spec.parse(spec)
+        cls = self.get(spec.name)
+        own = self._traits[cls]
+        if own.bind is None or not set(own.bind_keys) <= set(spec.params):
+            return cls  # a binding entry named alone (listing it, its own parameters) is itself
+        bound = own.bind(spec.params)
+        if bound not in self._traits:
+            self._traits[bound] = derive(self.kind, bound, adapted=True)
+        return bound
+
+    def traits(self, spec: str | Spec) -> Traits:
+        """What the entry a spec names can do (derived once, at registration)."""
+        return self._traits[self.resolve(spec)]
+
+    def parameters(self, spec: str | Spec) -> dict[str, Any]:
+        """Parameter name -> default (``inspect.Parameter.empty`` when required); a binding entry's
+        own parameters come first, then those of the class it binds for this spec."""
+        spec = Spec.parse(spec)
+        classes = [self.get(spec.name)]
+        own = self._traits[classes[0]]
+        if own.bind is not None and own.bind_keys and set(own.bind_keys) <= set(spec.params):
+            classes.append(self.resolve(spec))
+        out: dict[str, Any] = {}
+        for cls in classes:
+            sig = inspect.signature(cls.__init__)
+            out.update({p.name: p.default for p in sig.parameters.values()
+                        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
+        return out
 
     def accepts(self, name: str, param: str) -> bool:
         return param in self.parameters(name)
 
     def validate(self, spec: str | Spec) -> Spec:
+        """The spec checked against its entry's declarations; the returned spec is marked checked,
+        so creating from it checks nothing again."""
         spec = Spec.parse(spec)
+        if spec.checked:
+            return spec
         allowed = self.parameters(spec.name)
+        if self._traits[self.get(spec.name)].bind is not None:
+            allowed = self._bound_parameters(spec, allowed)
         for key in spec.params:
             if key not in allowed:
                 valid = ", ".join(allowed) or "none"
@@ -170,31 +213,48 @@ class Registry:
                     f"unknown parameter {key!r} for {self.kind} {spec.name!r}{_closest(key, allowed)}; valid: {valid}"
                 )
         cls = self.get(spec.name)
-        annotations = {p.name: p.annotation for p in inspect.signature(cls.__init__).parameters.values()}
         hints = declared(cls.__init__)  # what each parameter may be, as its annotation declares
         spec = Spec(spec.name, {k: as_declared(v, hints[k]) if k in hints else v for k, v in spec.params.items()})
+        annotations = self._annotations(spec)
         for key, value in spec.params.items():
             if key in hints:
                 problem = check_declared(key, value, hints[key], cls)
                 if problem:
                     raise UserError(f"{self.kind} {spec.name!r}: {problem}")
-            else:  # undeclared (a plug-in without annotations): judged by its default
-                _check_value(self.kind, spec.name, key, value, allowed[key], annotations[key])
+            else:  # undeclared (a plug-in or a bound estimator without annotations): judged by its default
+                _check_value(self.kind, spec.name, key, value, allowed[key], annotations.get(key, inspect.Parameter.empty))
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in spec.params]
         if missing:
             raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")
         # what one parameter's declaration cannot say (two that exclude each other): the entry's
-        # optional ``check_params(params) -> problem or None``, a static method, sees them together
-        combined = getattr(cls, "check_params", None)
-        problem = combined(dict(spec.params)) if callable(combined) else None
+        # declared ``check_params(params) -> problem or None`` sees them together
+        combined = self._traits[cls].check_params
+        problem = combined(dict(spec.params)) if combined is not None else None
         if problem:
             raise UserError(f"{self.kind} {spec.name!r}: {problem}")
-        return spec
+        return Spec(spec.name, spec.params, checked=True)
+
+    def _bound_parameters(self, spec: Spec, own: dict[str, Any]) -> dict[str, Any]:
+        """A binding entry: its own parameters must be valid before the class they bind is known."""
+        missing = [k for k, v in own.items() if v is inspect.Parameter.empty and k not in spec.params]
+        if missing:
+            raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")
+        return self.parameters(spec)
+
+    def _annotations(self, spec: Spec) -> dict[str, Any]:
+        annotations: dict[str, Any] = {}
+        for cls in {self.get(spec.name), self.resolve(spec)}:
+            annotations.update({p.name: p.annotation for p in inspect.signature(cls.__init__).parameters.values()})
+        return annotations
 
     def create(self, spec: str | Spec, **overrides: Any):
+        """An instance for a spec (checked here unless :meth:`validate` already did); ``overrides``
+        are values the harness fills in (the cell's seed and K, a trial's parameters)."""
         spec = self.validate(spec)
-        params = {**spec.params, **overrides}
-        return self.get(spec.name)(**params)
+        cls = self.resolve(spec)
+        own = self._traits[self.get(spec.name)].bind_keys
+        params = {k: v for k, v in {**spec.params, **overrides}.items() if k not in own}
+        return cls(**params)
 
     def origin(self, name: str) -> Origin:
         """Where the entry comes from: the plug-in's distribution and version, or clusterbench."""
@@ -207,6 +267,7 @@ class Registry:
     def _forget(self, name: str) -> None:
         cls = self._entries.pop(name, None)
         self._origins.pop(name, None)
+        self._traits.pop(cls, None)
         if cls is not None and cls.__dict__.get("registry_name") == name:
             del cls.registry_name
 

@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.reduce import Reducer
 from clusterbench.core.registry import Spec
-from clusterbench.scoring.reduce import Reducer
 
 SUITE_KEYS = {"name", "description", "datasets", "embedders", "clusterers", "seeds", "k", "reduce", "tune", "pictures"}
 K_MODES = ("auto", "semantic")
@@ -36,7 +36,7 @@ class Cell:
 
     def seed_override(self, clusterers) -> dict:
         """The cell's seed for a clusterer that takes one and whose spec does not fix it."""
-        if clusterers.accepts(self.clusterer.name, "seed") and "seed" not in self.clusterer.params:
+        if clusterers.traits(self.clusterer).takes_seed and "seed" not in self.clusterer.params:
             return {"seed": self.seed}
         return {}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.traits import NETWORK_API
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -66,17 +67,13 @@ def check_explainable(embedders, spec) -> None:
     """One line (UserError) unless ``spec`` names an embedder with a classifier head whose network
     can be reached (the torch embedders' ``build``, ``transform``, ``classes`` and ``cam_target``):
     asked before any data is read."""
-    cls = embedders.get(spec.name)
-    if not getattr(cls, "has_classifier", False):
+    traits = embedders.traits(spec)
+    if not traits.has_classifier:
         raise UserError(f"explain: embedder {spec.name!r} has no classifier head to explain "
                         "(clusterbench list embedders: the ImageNet networks have one)")
-    missing = [name for name in _NETWORK_API if not callable(getattr(cls, name, None))]
-    if missing:
+    if not traits.explainable:
         raise UserError(f"explain: embedder {spec.name!r} does not expose its torch network "
-                        f"(no {', '.join(missing)}) to explain")
-
-
-_NETWORK_API = ("build", "transform", "classes", "cam_target")
+                        f"({', '.join(NETWORK_API)}) to explain")
 
 
 def sample_indices(data, n: int, seed: int) -> np.ndarray:
@@ -97,12 +94,10 @@ def explain_images(embedder, data, indices, *, topk: int = 5, method: str = "gra
 
     if method not in METHODS:
         raise UserError(f"explain: --method {method!r}: expected one of {', '.join(METHODS)}")
-    device = resolve_device(str(getattr(embedder, "device", "auto")))
+    device = resolve_device(str(embedder.device))
     transform = embedder.transform()
     model = embedder.build()
-    check_head = getattr(embedder, "_check_head", None)
-    if check_head is not None:
-        check_head(model)  # e.g. a timm network built without its head
+    embedder.check_head(model)  # e.g. a timm network built without its head
     # a copy of its own: the embed path folds BatchNorm into the cached network in place, and
     # guided backprop swaps activations; the embedder's network stays as it is
     model = copy.deepcopy(model).float().eval().to(device)

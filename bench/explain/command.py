@@ -94,7 +94,7 @@ def explain(dataset: str, embedder: str, *, n: int = 8, topk: int = 5, method: s
     items = explain_images(model, data, indices, topk=topk, method=method)
     summary = write_outputs(items, out, title=f"{espec} on {dspec}", method=method, per_image=True)
     if json_path is not None:
-        from clusterbench.run.atomic import write_json
+        from clusterbench.core.atomic import write_json
 
         write_json(json_path, summary)
     log(f"explain: wrote {len(items)} panel(s) and {out / 'index.html'}")

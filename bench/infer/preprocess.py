@@ -62,7 +62,7 @@ def split_for_device(transform) -> DeviceSplit | None:
 
     if transform is None:
         return DeviceSplit(None, (0.0,), (1.0,))
-    if hasattr(transform, "device_split"):
+    if hasattr(transform, "device_split"):  # third-party: a torchvision transform, or our own split
         return transform.device_split()
     if isinstance(transform, v2.Compose):
         steps = list(transform.transforms)
@@ -71,6 +71,7 @@ def split_for_device(transform) -> DeviceSplit | None:
             geometry = v2.Compose(rest) if rest else None
             return DeviceSplit(geometry, tuple(steps[-1].mean), tuple(steps[-1].std), scale="mul")
         return None
+    # third-party: torchvision's weights presets carry these
     if all(hasattr(transform, a) for a in ("resize_size", "crop_size", "mean", "std", "interpolation", "antialias")):
         return DeviceSplit(PresetGeometry(transform), tuple(transform.mean), tuple(transform.std))
     return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clusterbench.core.artifacts import Artifacts
+
 
 @dataclass
 class KChoice:
@@ -13,3 +15,4 @@ class KChoice:
     reduce: object | None = None  # a tuned reducer (Optuna's PCA dimension) applied before the final fit
     metrics: dict = field(default_factory=dict)  # K-regret of a labelled cell (k_error, k_regret_nmi, ...)
     curve: dict = field(default_factory=dict)  # per-K score, NMI and AMI of the sweep (clusterbench.k.regret)
+    artifacts: Artifacts = field(default_factory=Artifacts)  # curves, trials, figures for the cell's run

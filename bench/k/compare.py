@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from clusterbench.core.errors import one_line_reason
+from clusterbench.core.artifacts import Artifacts
 
 
 def comparison_groups(results) -> dict[tuple, list[dict]]:
@@ -18,14 +18,14 @@ def comparison_groups(results) -> dict[tuple, list[dict]]:
     return {key: curves for key, curves in groups.items() if len({c["estimator"] for c in curves}) > 1}
 
 
-def log_comparison(tracker, run_id, results) -> None:
+def comparison_artifacts(results) -> Artifacts:
+    """For the suite's run: each group's curves as JSON and one figure of them all."""
     from clusterbench.k.figure import k_comparison_figure
 
+    out = Artifacts()
     for key, curves in comparison_groups(results).items():
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(map(str, key)))
-        try:
-            fig = k_comparison_figure(curves, " / ".join(map(str, key)) + ": K estimators")
-            tracker.log_figure(run_id, fig, f"k_estimators/{name}.png")
-            tracker.log_json(run_id, f"k_estimators/{name}.json", {"cell": list(map(str, key)), "curves": curves})
-        except Exception as e:  # noqa: BLE001 - a figure is never worth a failed suite
-            tracker.log_text(run_id, f"k_estimators/{name}_error.txt", one_line_reason(e))
+        title = " / ".join(map(str, key)) + ": K estimators"
+        out.figures[f"k_estimators/{name}.png"] = lambda curves=curves, title=title: k_comparison_figure(curves, title)
+        out.json[f"k_estimators/{name}.json"] = {"cell": list(map(str, key)), "curves": curves}
+    return out

@@ -57,7 +57,7 @@ def parse_objectives(value) -> tuple[str, ...]:
 
 
 def method_keys(clusterers) -> set[str]:
-    return {k for name in clusterers.list() for k in getattr(clusterers.get(name), "tune_keys", {})}
+    return {k for name in clusterers.list() for k in clusterers.traits(name).tune_keys}
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def validate_tune(tune: dict | None, cells=()) -> None:
     TuneConfig.parse(tune, clusterers)
     parse_semantic(tune)
     cells = list(cells)
-    declared = {k for c in cells for k in getattr(clusterers.get(c.clusterer.name), "tune_keys", {})}
+    declared = {k for c in cells for k in clusterers.traits(c.clusterer).tune_keys}
     if cells and set(tune or {}) & method_keys(clusterers) - declared:
         raise UserError(f"tune key(s) {sorted(set(tune) & method_keys(clusterers) - declared)}: "
                         "no clusterer of this suite declares them")
@@ -119,16 +119,16 @@ def validate_tune(tune: dict | None, cells=()) -> None:
             from clusterbench.k.estimator_spec import check_estimator_cell
             from clusterbench.k.estimators import K_ESTIMATORS
 
-            check_tunable(clusterers, cell.clusterer.name)
+            check_tunable(clusterers, cell.clusterer)
             check_estimator_cell(cell, clusterers, K_ESTIMATORS)
         if cell.requested_k == "auto":
-            check_tunable(clusterers, cell.clusterer.name)
-            clusterers.get(cell.clusterer.name).search_space(10**6, 10**4, dict(cell.tune or {}))  # its keys' values
+            check_tunable(clusterers, cell.clusterer)
+            clusterers.resolve(cell.clusterer).search_space(10**6, 10**4, dict(cell.tune or {}))  # its keys' values
         if cell.requested_k == "semantic":
             check_semantic_cell(cell, embedders)
 
 
-def check_tunable(clusterers, name: str) -> None:
-    if not getattr(clusterers.get(name), "tunable", True):
-        raise UserError(f"k=auto: clusterer {name!r} is not tunable (not refitted per Optuna trial, e.g. it trains "
+def check_tunable(clusterers, spec) -> None:
+    if not clusterers.traits(spec).tunable:
+        raise UserError(f"k=auto: clusterer {spec.name!r} is not tunable (not refitted per Optuna trial, e.g. it trains "
                         "a network per fit); give k=N")

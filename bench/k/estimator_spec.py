@@ -19,10 +19,10 @@ def estimator_spec(requested_k) -> Spec | None:
 def check_estimator_cell(cell, clusterers, estimators) -> None:
     """Before anything runs: the estimator and its parameters, no label leak, a clusterer taking K."""
     spec = estimators.validate(estimator_spec(cell.requested_k))
-    if getattr(estimators.get(spec.name), "needs_labels", False):
+    if estimators.traits(spec).needs_labels:
         raise UserError(f"k=auto:{spec}: this k estimator needs the dataset's labels; choosing K with them "
                         "would leak the labels into the result (choose another: "
-                        f"{', '.join(n for n in estimators.list() if not getattr(estimators.get(n), 'needs_labels', False))})")
+                        f"{', '.join(n for n in estimators.list() if not estimators.traits(n).needs_labels)})")
     name = cell.clusterer.name
-    if not clusterers.accepts(name, "k") or getattr(clusterers.get(name), "owns_k", False):
+    if not clusterers.traits(cell.clusterer).takes_k:
         raise UserError(f"k=auto:{spec}: clusterer {name!r} does not take the grid's K, so there is no K to sweep")

@@ -11,8 +11,9 @@ __all__ = ["KChoice", "resolve_k"]
 def resolve_k(cell, data, X, embedding, clusterers, **tuning_context) -> KChoice:
     name = cell.clusterer.name
     given = cell.requested_k
-    takes_k = clusterers.accepts(name, "k")
-    if clusterers.get(name).owns_k:
+    traits = clusterers.traits(cell.clusterer)
+    takes_k = traits.takes_k
+    if traits.owns_k:
         # e.g. DeepCluster: its own k (spec or default) is not the grid's K, which it receives separately
         own = cell.clusterer.params.get("k", clusterers.parameters(name).get("k"))
         return KChoice(params={"k": own, "k_source": "spec" if "k" in cell.clusterer.params else "default"})

@@ -13,6 +13,7 @@ import contextlib
 
 import numpy as np
 
+from clusterbench.core.artifacts import Artifacts
 from clusterbench.k.study import trial_k
 from clusterbench.scoring import metrics as M
 
@@ -59,12 +60,11 @@ def k_regret(by_k: dict[int, tuple], truth, chosen_k: int, n_classes: int | None
     return metrics, curve
 
 
-def log_curve(tracker, run_id, curve: dict) -> None:
-    """Per-K series as MLflow metric histories (step = K) and the curve as JSON."""
+def curve_artifacts(curve: dict) -> Artifacts:
+    """Per-K series as metric histories (step = K) and the curve as JSON."""
     steps = []
     for i, k in enumerate(curve["k"]):
         values = {f"k_curve.{name}": curve[name][i] for name in ("score", "nmi", "ami") if name in curve}
         steps.append((int(k), values))
-    tracker.log_metric_steps(run_id, steps)
-    tracker.log_json(run_id, "k/curve.json", {**curve, "note": "nmi/ami use the labels after the sweep; "
-                                              "the estimator never saw them"})
+    return Artifacts(json={"k/curve.json": {**curve, "note": "nmi/ami use the labels after the sweep; "
+                                                          "the estimator never saw them"}}, steps=steps)

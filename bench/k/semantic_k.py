@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clusterbench.core.artifacts import Artifacts
 from clusterbench.core.errors import UserError
 from clusterbench.k.choice import KChoice
 
@@ -77,7 +78,7 @@ def parse_semantic(tune: dict | None) -> dict:
 
 def check_semantic_cell(cell, embedders) -> None:
     """Before anything runs: the embedder must have a classifier head, and vectors be given."""
-    if not getattr(embedders.get(cell.embedder.name), "has_classifier", False):
+    if not embedders.traits(cell.embedder).has_classifier:
         raise UserError(f"{NEEDS_HEAD}; {cell.embedder.name!r} has none")
     cfg = parse_semantic(cell.tune)
     if cfg["vectors"] is None:
@@ -125,7 +126,7 @@ def load_vectors(spec: str):
         raise UserError(f"vectors={spec}: no such file")
     else:
         kv = _gensim_data(spec)
-    kv = getattr(kv, "wv", kv)  # a whole Word2Vec/FastText model saved with .save()
+    kv = getattr(kv, "wv", kv)  # third-party (gensim): a whole Word2Vec/FastText model saved with .save()
     _VECTORS_CACHE[spec] = kv
     return kv
 
@@ -188,14 +189,14 @@ def group_labels(vectors: np.ndarray, method: str, metric: str, threshold: float
 
 
 # -- the K chooser --------------------------------------------------------------------------------
-def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=None, storage=None, force=False, **_) -> KChoice:
+def semantic_k(cell, data, embedding, results_dir=None, storage=None, force=False, **_) -> KChoice:
     """K from the classes ``embedding`` (its ``logits`` and their ``classes``) predicts for ``data``."""
     cfg = parse_semantic(cell.tune)
-    logits = getattr(embedding, "logits", None)
+    logits = embedding.logits
     if logits is None:
         raise UserError(f"{NEEDS_HEAD}; the embedding of {cell.embedder} came without classifier scores "
                         "(computed earlier for another cell? rerun with --force)")
-    classes = getattr(embedding, "classes", None)
+    classes = embedding.classes
     if classes is None or not classes.names:
         raise UserError(f"k=semantic: the classifier scores of {cell.embedder} came without the names of their "
                         "classes (an embedding cached by an older version, or a head of unknown classes? rerun with --force)")
@@ -236,15 +237,15 @@ def semantic_k(cell, data, embedding, tracker=None, run_id=None, results_dir=Non
         params["semantic.similarity"] = cfg["similarity"]
         if cfg["similarity"] == "lin":
             params["semantic.information_content"] = "intrinsic (descendants + 1; no sense-tagged corpus offline)"
-    if tracker is not None and run_id is not None:
-        tracker.log_json(run_id, "semantic/label_histogram.json", {label: int(histogram[label]) for label in labels})
-        tracker.log_json(run_id, "semantic/labels.json", {"how_embedded": how, "oov": oov, "groups": grouped, "k": k,
-                                                         "vectors": cfg["vectors"]})
-        tracker.log_text(run_id, "semantic/oov.txt", "\n".join(oov) + ("\n" if oov else ""))
-        tracker.log_metrics(run_id, {"semantic.n_labels": len(labels), "semantic.n_oov": len(oov), "semantic.k": k})
-        tracker.log_figure(run_id, _histogram_figure(labels, histogram), "semantic/label_histogram.png")
-        tracker.log_figure(run_id, _dendrogram_figure(Z, [lab for lab, _ in found], oov, cfg, k), "semantic/dendrogram.png")
-    return KChoice(overrides={"k": k}, params=params)
+    artifacts = Artifacts(
+        json={"semantic/label_histogram.json": {label: int(histogram[label]) for label in labels},
+              "semantic/labels.json": {"how_embedded": how, "oov": oov, "groups": grouped, "k": k,
+                                       "vectors": cfg["vectors"]}},
+        text={"semantic/oov.txt": "\n".join(oov) + ("\n" if oov else "")},
+        metrics={"semantic.n_labels": len(labels), "semantic.n_oov": len(oov), "semantic.k": k},
+        figures={"semantic/label_histogram.png": lambda: _histogram_figure(labels, histogram),
+                 "semantic/dendrogram.png": lambda: _dendrogram_figure(Z, [lab for lab, _ in found], oov, cfg, k)})
+    return KChoice(overrides={"k": k}, params=params, artifacts=artifacts)
 
 
 def _vector_groups(labels: list[str], cfg: dict):

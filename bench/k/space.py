@@ -16,11 +16,10 @@ K_MAX_CAP = 50
 
 
 def build_space(cell, cfg, clusterers, n: int, dim: int) -> list[Param]:
-    name = cell.clusterer.name
-    cls = clusterers.get(name)
+    cls = clusterers.resolve(cell.clusterer)
     fixed = {k for k, v in cell.clusterer.params.items() if v != "auto"}
     space: list[Param] = []
-    if clusterers.accepts(name, "k") and not getattr(cls, "owns_k", False) and "k" not in fixed:
+    if clusterers.traits(cell.clusterer).takes_k and "k" not in fixed:
         k_max = min(cfg.k_max if cfg.k_max is not None else max(cfg.k_min, min(K_MAX_CAP, n // 10)), n - 1)
         if k_max < cfg.k_min:
             raise UserError(f"k=auto: {n} points leave no K in {cfg.k_min}..{k_max} to try")

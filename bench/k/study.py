@@ -84,7 +84,9 @@ def open_storage(url: str, heartbeat: int, on_stale):
                            heartbeat_stale_trial_callback=on_stale)
             return _sqlite_serialized(storage) if url.startswith("sqlite") else storage
         except ImportError as e:
-            raise UserError(f"optuna storage {redact(url)}: its database driver ({getattr(e.__cause__, 'name', None) or e.name})"
+            # third-party: SQLAlchemy raises the driver's ImportError as the cause, or its own
+            driver = getattr(e.__cause__, 'name', None) or e.name
+            raise UserError(f"optuna storage {redact(url)}: its database driver ({driver})"
                             " is not installed; PostgreSQL: pip install psycopg2-binary (postgresql+psycopg2://)") from None
         except Exception as e:  # noqa: BLE001 - store problems of any kind get one line
             last = e
@@ -115,7 +117,7 @@ def locked_storage(url: str, name: str, heartbeat: int, on_stale):
     while its schema is created too), or PostgreSQL's advisory lock (it dies with its connection)."""
     path = sqlite_path(url) or journal_path(url)
     if path is not None:
-        from clusterbench.run.locks import file_lock
+        from clusterbench.core.locks import file_lock
 
         with file_lock(f"{path}.setup.lock"):  # not .lock: the journal backend's own lock
             yield open_storage(url, heartbeat, on_stale)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import optuna
 
-from clusterbench.core.errors import UserError, one_line_reason
+from clusterbench.core.errors import UserError
 from clusterbench.k.choice import KChoice
 from clusterbench.k.estimator_spec import estimator_spec
 from clusterbench.k.study import default_storage_url, redact, trial_k
@@ -92,10 +92,11 @@ class EstimatorTuner(Tuner):
         return next(t for t in complete if trial_k(t) == k)
 
 
-def estimate_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=None, storage=None,
+def estimate_cell(cell, data, X, clusterers, results_dir=None, storage=None,
                   force: bool = False, log=None, **_) -> KChoice:
     """Run (or resume, or join) the cell's sweep; K by the estimator's rule; the K-regret."""
-    from clusterbench.k.regret import k_regret, log_curve, sweep_labels
+    from clusterbench.k.figure import k_curve_figure
+    from clusterbench.k.regret import curve_artifacts, k_regret, sweep_labels
 
     tuner, best, trials = run_study(
         lambda: EstimatorTuner(cell, data, X, clusterers, storage or default_storage_url(results_dir), log=log),
@@ -107,18 +108,12 @@ def estimate_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_
               "n_trials_run_now": len(tuner.shared.run_here), "study_name": tuner.shared.name,
               "optuna_storage": redact(tuner.url), "best_trial": best.number,
               "search_space": "; ".join(p.describe() for p in tuner.space), "k_score": round(float(best.values[0]), 6)}
-    metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.estimator.direction), getattr(data, "labels", None),
-                              k, getattr(data, "n_classes", None), str(tuner.spec))
+    metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.estimator.direction), data.labels,
+                              k, data.n_classes, str(tuner.spec))
     tuner.log(f"k estimator {tuner.spec}: chose k={k} ({tuner.spec.name}={best.values[0]:.4g}; {len(trials)} trials, "
               f"{params['n_trials_run_now']} run now)"
               + (f"; k_error={metrics['k_error']:+.0f}, k_regret_nmi={metrics['k_regret_nmi']:.4f}" if "k_error" in metrics else ""))
-    if tracker is not None and run_id is not None:
-        log_curve(tracker, run_id, curve)
-        try:
-            from clusterbench.k.figure import k_curve_figure
-
-            tracker.log_figure(run_id, k_curve_figure(curve, f"{cell.dataset} / {cell.embedder} / {cell.clusterer}"),
-                               "k/estimator_vs_k.png")
-        except Exception as e:  # noqa: BLE001 - a figure is never worth a failed cell
-            tracker.log_text(run_id, "k/figure_error.txt", one_line_reason(e))
-    return KChoice(overrides={"k": k}, params=params, metrics=metrics, curve=curve)
+    artifacts = curve_artifacts(curve)
+    title = f"{cell.dataset} / {cell.embedder} / {cell.clusterer}"
+    artifacts.figures["k/estimator_vs_k.png"] = lambda: k_curve_figure(curve, title)
+    return KChoice(overrides={"k": k}, params=params, metrics=metrics, curve=curve, artifacts=artifacts)

@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import optuna
 
+from clusterbench.core.artifacts import Artifacts
 from clusterbench.core.errors import UserError, one_line_reason
 from clusterbench.k.choice import KChoice
 from clusterbench.k.config import OBJECTIVES, TuneConfig, check_tunable
@@ -65,7 +66,7 @@ class Tuner:
     def _study_name(self) -> str:
         c, reduce = self.cell, self.cell.reduce.describe() if self.cell.reduce else "none"
         ident = json.dumps({"dataset": str(c.dataset), "embedder": str(c.embedder), "clusterer": str(c.clusterer),
-                            "seed": c.seed, "reduce": reduce, "data": getattr(self.data, "fingerprint", None),
+                            "seed": c.seed, "reduce": reduce, "data": self.data.fingerprint,
                             "shape": list(self.X.shape), "space": [p.describe() for p in self.space],
                             "objectives": list(self.cfg.objectives), "sampler": self.sampler_kind,
                             "silhouette_sample": self.cfg.silhouette_sample, "max_noise": self.cfg.max_noise}, sort_keys=True)
@@ -94,7 +95,7 @@ class Tuner:
 
     def features(self, pca: int | None) -> np.ndarray:
         if pca and pca not in self._reduced:
-            from clusterbench.scoring.reduce import Reducer
+            from clusterbench.core.reduce import Reducer
 
             self._reduced[pca] = Reducer(pca=pca, seed=self.cell.seed).fit_transform(self.X)
         return self._reduced[pca] if pca else self.X
@@ -132,7 +133,7 @@ class Tuner:
     def posthoc_nmi(self, trials) -> dict[int, float]:
         """NMI vs the labels of each completed trial, after the study, for the figure only (trials
         run elsewhere are refitted)."""
-        if getattr(self.data, "labels", None) is None:
+        if self.data.labels is None:
             return {}
         from sklearn.metrics import normalized_mutual_info_score
 
@@ -162,7 +163,7 @@ def run_study(make_tuner, choose, force: bool):
         optuna.logging.set_verbosity(before)
 
 
-def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=None, storage=None,
+def tune_cell(cell, data, X, clusterers, results_dir=None, storage=None,
               force: bool = False, log=None, **_) -> KChoice:
     """Run (or resume, or join) the cell's study and return the chosen parameters."""
     tuner, best, trials = run_study(lambda: Tuner(cell, data, X, clusterers, storage or default_storage_url(results_dir),
@@ -181,7 +182,7 @@ def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=
               **{f"best_{n}": round(float(v), 6) for n, v in zip(objectives, best.values, strict=True)}}
     reduce = None
     if best.params.get("pca"):
-        from clusterbench.scoring.reduce import Reducer
+        from clusterbench.core.reduce import Reducer
 
         reduce = Reducer(pca=int(best.params["pca"]), seed=cell.seed)
         params["tuned.pca"] = params["feature_dim"] = int(best.params["pca"])
@@ -190,19 +191,18 @@ def tune_cell(cell, data, X, clusterers, tracker=None, run_id=None, results_dir=
               + ", ".join(f"{n}={v:.4f}" for n, v in zip(objectives, best.values, strict=True))
               + f" ({counts['n_trials']} trials: {counts['n_trials_failed']} failed, {counts['n_trials_pruned']} pruned; "
               f"{run_now} run now)")
-    from clusterbench.k.regret import k_regret, log_curve, sweep_labels
+    from clusterbench.k.regret import curve_artifacts, k_regret, sweep_labels
 
     params["k_estimator"] = "+".join(objectives)  # auto = auto:silhouette; another [tune] objective names itself
-    metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.directions[0]), getattr(data, "labels", None),
-                              params["k"], getattr(data, "n_classes", None), params["k_estimator"])
-    if tracker is not None and run_id is not None:
-        _log_to_tracker(tracker, run_id, tuner, trials, best)
-        log_curve(tracker, run_id, curve)
+    metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.directions[0]), data.labels,
+                              params["k"], data.n_classes, params["k_estimator"])
+    artifacts = study_artifacts(tuner, trials, best).update(curve_artifacts(curve))
     return KChoice(overrides={k: v for k, v in best.params.items() if k != "pca"}, params=params, reduce=reduce,
-                   metrics=metrics, curve=curve)
+                   metrics=metrics, curve=curve, artifacts=artifacts)
 
 
-def _log_to_tracker(tracker, run_id, tuner: Tuner, trials, best) -> None:
+def study_artifacts(tuner: Tuner, trials, best) -> Artifacts:
+    """Every trial as a metric history and JSON, the best values, the objective-vs-K figure."""
     from clusterbench.k.figure import objective_figure
 
     objectives, nmi, steps, rows = tuner.cfg.objectives, tuner.posthoc_nmi(trials), [], []
@@ -216,17 +216,15 @@ def _log_to_tracker(tracker, run_id, tuner: Tuner, trials, best) -> None:
         rows.append({"number": t.number, "state": t.state.name, "params": dict(t.params), "k": trial_k(t),
                      "values": list(t.values) if t.values else None, **t.user_attrs,
                      **({"nmi_after_the_fact": nmi[t.number]} if t.number in nmi else {})})
-    tracker.log_metric_steps(run_id, steps)
-    tracker.log_metrics(run_id, {f"tune.best_{n}": v for n, v in zip(objectives, best.values, strict=True)})
-    tracker.log_json(run_id, "tuning/trials.json", {
+    trials_json = {
         "study_name": tuner.shared.name, "storage": redact(tuner.url), "sampler": tuner.sampler_kind,
         "objectives": list(objectives), "directions": tuner.directions, "search_space": [p.describe() for p in tuner.space],
         "best_trial": best.number, "trials": rows,
-        "note": "nmi_after_the_fact uses the labels after the study, for the figure only; the objective never saw them"})
-    try:
-        fig = objective_figure(trials, objectives, tuner.directions, nmi, best.number,
-                               f"{tuner.cell.dataset} / {tuner.cell.embedder} / {tuner.cell.clusterer}: "
-                               f"{tuner.sampler_kind}, {len(trials)} trials")
-    except Exception as e:  # noqa: BLE001 - a figure is never worth a failed cell
-        return tracker.log_text(run_id, "tuning/figure_error.txt", one_line_reason(e))
-    tracker.log_figure(run_id, fig, "tuning/objective_vs_k.png")
+        "note": "nmi_after_the_fact uses the labels after the study, for the figure only; the objective never saw them"}
+    title = (f"{tuner.cell.dataset} / {tuner.cell.embedder} / {tuner.cell.clusterer}: "
+             f"{tuner.sampler_kind}, {len(trials)} trials")
+    return Artifacts(
+        json={"tuning/trials.json": trials_json}, steps=steps,
+        metrics={f"tune.best_{n}": v for n, v in zip(objectives, best.values, strict=True)},
+        figures={"tuning/objective_vs_k.png": lambda: objective_figure(trials, objectives, tuner.directions, nmi,
+                                                                       best.number, title)})

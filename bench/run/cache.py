@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clusterbench.core.atomic import atomic_file, write_json
 from clusterbench.core.contracts import Classes, Embedding, EmbedStats
 from clusterbench.core.errors import DataWarning
 from clusterbench.core.hashing import file_sha256
-from clusterbench.run.atomic import atomic_file, write_json
 
 
 def embedding_key(fingerprint: str, embedder_spec: str, weights_identity: str) -> str:

@@ -147,8 +147,8 @@ def _searches_k(cell) -> bool:
     """Whether the cell's K comes from a study (``--k auto`` or ``auto:NAME``) over its clusterer."""
     from clusterbench.core.catalog import registries
 
-    k, clusterer = cell.requested_k, registries()[2].get(cell.clusterer.name)
-    return isinstance(k, str) and (k == "auto" or k.startswith("auto:")) and not clusterer.owns_k
+    k = cell.requested_k
+    return isinstance(k, str) and (k == "auto" or k.startswith("auto:")) and not registries()[2].traits(cell.clusterer).owns_k
 
 
 def _gpus_for(cell) -> float:
@@ -158,7 +158,7 @@ def _gpus_for(cell) -> float:
     from clusterbench.core.catalog import registries
 
     embedders = registries()[1]
-    if not embedders.accepts(cell.embedder.name, "device") or ray.cluster_resources().get("GPU", 0) < 1:
+    if "device" not in embedders.traits(cell.embedder).params or ray.cluster_resources().get("GPU", 0) < 1:
         return 0
     device = str(cell.embedder.params.get("device", embedders.parameters(cell.embedder.name).get("device", "auto")))
     return 0 if device == "cpu" else 1

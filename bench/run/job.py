@@ -18,9 +18,10 @@ class Job:
     explain: int = 0
     pictures: bool = True
 
-    def tracker(self):
+    def recorder(self):
         from pathlib import Path
 
+        from clusterbench.track.recorder import Recorder
         from clusterbench.track.tracking import Tracker
 
-        return Tracker(self.tracking_uri, self.experiment, Path(self.results_dir) / "mlartifacts")
+        return Recorder(Tracker(self.tracking_uri, self.experiment, Path(self.results_dir) / "mlartifacts"))

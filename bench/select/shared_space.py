@@ -28,7 +28,7 @@ _BUILT: dict[tuple, np.ndarray] = {}
 
 def umap_space(X: np.ndarray, seed: int = 0, dims: int = UMAP_DIMS) -> np.ndarray:
     """The seeded UMAP of ``X`` (30 neighbours, min_dist 0, at most ``dims`` dimensions), once per process."""
-    from clusterbench.scoring.reduce import umap_embed
+    from clusterbench.core.reduce import umap_embed
 
     key = (fingerprint(X), dims, seed)
     if key not in _BUILT:

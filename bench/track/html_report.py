@@ -274,7 +274,7 @@ def _quiet_download(client, run_id: str, name: str, dst: str) -> str:
 def write(report: Report, path: str | Path) -> Path:
     import shutil
 
-    from clusterbench.run.atomic import atomic_file
+    from clusterbench.core.atomic import atomic_file
 
     try:
         text = render(report)

@@ -71,7 +71,7 @@ class HDBSCAN(ClustererBase):
         start = time.perf_counter()
         reduced_to = None
         if self.max_dim and X.shape[1] > self.max_dim and len(X) > self.max_dim:
-            from clusterbench.scoring.reduce import Reducer
+            from clusterbench.core.reduce import Reducer
 
             X = Reducer(pca=self.max_dim, seed=self.seed).fit_transform(X)
             reduced_to = self.max_dim

@@ -50,7 +50,7 @@ def save_checkpoint(path: Path, net, optimizer, config: DeepClusterConfig, resol
     network then ``online``, kept to resume from)."""
     import torch
 
-    from clusterbench.run.atomic import atomic_file, write_json
+    from clusterbench.core.atomic import atomic_file, write_json
 
     state = _state(net)
     payload = {

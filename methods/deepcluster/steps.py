@@ -46,9 +46,9 @@ def compute_features(net, images, *, device: str, precision: str, batch_size: in
 def reduce_features(features: np.ndarray, pca_dim: int) -> np.ndarray:
     """PCA to ``pca_dim`` whitened with eigen power -0.5 (each component divided by its standard
     deviation, eigenvalues floored at 1e-6 of the largest), then L2-normalised rows, as the
-    reference does: the harness's :class:`~clusterbench.scoring.reduce.Reducer`, the one
+    reference does: the harness's :class:`~clusterbench.core.reduce.Reducer`, the one
     implementation. Non-finite values become 0; the dimension is capped at min(D, N - 1)."""
-    from clusterbench.scoring.reduce import Reducer
+    from clusterbench.core.reduce import Reducer
 
     features = np.ascontiguousarray(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
     dim = max(1, min(pca_dim, features.shape[1], features.shape[0] - 1))

@@ -167,7 +167,7 @@ class TimmModel(TorchEmbedder):
     def details(self) -> dict:
         return {"layer": "pre_logits"}
 
-    def _check_head(self, net) -> None:
+    def check_head(self, net) -> None:
         if getattr(net, "num_classes", 0) <= 0:
             raise UserError(f"timm {self.model}: this network has no classifier head (num_classes=0) to give logits "
                             "with; k=semantic needs pretrained=true")

@@ -11,7 +11,7 @@ supplies only what is its own:
 - ``label`` (for messages and progress) and ``model_name`` (the stats' ``model``),
 - optionally ``_forward()`` (which activations are the features; by default the input of the
   submodule named by the class attribute ``head``, globally average-pooled when spatial),
-  ``_check_head()`` (refuse logits a given network cannot give) and ``details()``.
+  ``check_head()`` (refuse logits a given network cannot give) and ``details()``.
 
 The flow of :meth:`TorchEmbedder.embed`: transform -> identity -> build -> fold BatchNorm ->
 the shared inference path (:func:`clusterbench.infer.inference.run_inference`) -> features
@@ -76,7 +76,7 @@ class TorchEmbedder(EmbedderBase):
         """Stats particular to this embedder (feature layer, ...): scalar values only."""
         return {}
 
-    def _check_head(self, model) -> None:
+    def check_head(self, model) -> None:
         """Raise a UserError when this network cannot give logits (called only when asked for them)."""
 
     def _forward(self, model, with_logits: bool):
@@ -147,7 +147,7 @@ class TorchEmbedder(EmbedderBase):
         identity = self.identity()
         model = self.build()
         if with_logits:
-            self._check_head(model)
+            self.check_head(model)
         folded = fold_batchnorm(model)
         forward, cleanup = self._forward(model, with_logits)
         size = self.image_size(transform)

@@ -41,7 +41,7 @@ class SilhouetteUMAP(KEstimatorBase):
         dims = min(self.dims, X.shape[1])  # never more than the features have
         key = (X.shape, _fingerprint(X), dims, self.neighbors, self.min_dist, self.metric, seed)
         if key not in _SPACES:
-            from clusterbench.scoring.reduce import umap_embed
+            from clusterbench.core.reduce import umap_embed
 
             _SPACES.clear()  # one cell's space at a time
             _SPACES[key] = umap_embed(X, dims, self.neighbors, self.min_dist, self.metric, seed)

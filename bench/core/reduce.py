@@ -74,7 +74,7 @@ class Reducer:
 
     def validate(self) -> None:
         """Refuse a field that breaks its declaration (``pca=0``, ``backend=torch``): one line."""
-        check_all("reducer", {f.name: getattr(self, f.name) for f in fields(self)}, declared(type(self)))
+        check_all("reducer", {f.name: self.__dict__[f.name] for f in fields(self)}, declared(type(self)))
 
     def describe(self) -> str:
         parts = [f"pca={self.pca}"] if self.pca else []
