@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from clusterbench.cli import main
-from clusterbench.datasets.base import ImageData
+from clusterbench.datasets.base import FeatureData, ImageData
 from clusterbench.track.aggregate import metric_name
 from clusterbench.track.tracking import CELL_KEY_TAG, default_tracking_uri
 
@@ -188,21 +188,16 @@ def test_a_suite_with_a_bad_pictures_key_is_refused(run_cli, tmp_path):
     assert status == 2 and "'pictures' must be true or false" in err and len(err.strip().splitlines()) == 1
 
 
-class _Features(ImageData):
-    def image(self, i):
-        raise TypeError("precomputed features: no images")
-
-
 def test_without_images_the_other_pictures_and_a_note(tmp_path):
     from clusterbench.track.pictures import draw_all
 
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(c, 0.3, (60, 5)) for c in range(4)]).astype(np.float32)
     truth = np.repeat(np.arange(4), 60)
-    data = _Features(X, truth, None, "f")
-    files, notes = draw_all(data, X, truth, tmp_path)
-    assert {f.name for f in files} == {"contingency.png", "contingency.csv", "embedding_map.png", "sizes.png"}
-    assert notes == ["no gallery: the dataset has no images (precomputed features)"]
+    data = FeatureData(None, truth, None, "f", features=X)
+    drawn = draw_all(data, X, truth, tmp_path)
+    assert {f.name for f in drawn.files} == {"contingency.png", "contingency.csv", "embedding_map.png", "sizes.png"}
+    assert drawn.notes == ["no gallery: the dataset has no images (precomputed features)"] and drawn.failed == {}
 
 
 def test_many_clusters_show_the_largest_with_a_note(tmp_path):
@@ -213,7 +208,7 @@ def test_many_clusters_show_the_largest_with_a_note(tmp_path):
     labels[::17] = -1
     images = rng.integers(0, 255, (len(labels), 16, 16, 3), dtype=np.uint8)
     data = ImageData(images, None, None, "x")
-    files, notes = draw_all(data, rng.normal(size=(len(labels), 8)).astype(np.float32), labels, tmp_path)
+    notes = draw_all(data, rng.normal(size=(len(labels), 8)).astype(np.float32), labels, tmp_path).notes
     assert notes[0] == "gallery: the 40 largest of 60 clusters are shown"
     assert "no contingency matrix: the dataset has no labels" in notes
     assert Image.open(tmp_path / "gallery.png").height > 40 * 16

@@ -110,6 +110,10 @@ def leaderboard(tracking_uri: str, suite: str | None = None, sort: str = "nmi") 
         titles = ("K chosen per cell", "K estimators: mean over cells")[: len(tables)]
         for title, (k_header, k_rows) in zip(titles, tables, strict=True):
             sections.append(f"### {exp.name}: {title}\n\n" + markdown_table(k_header, k_rows))
+        from clusterbench.track.pictures import failed_rows
+
+        if failed := failed_rows(ordered):  # which picture of which cell, and why
+            sections.append(f"### {exp.name}: pictures that failed\n\n" + markdown_table(["cell", "picture", "why"], failed))
     return "\n\n".join(sections)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 from .common import NOISE, class_name, colours, save
 
 MAX_POINTS = 500  # t-SNE/UMAP cost grows with N: enough points to see the structure, kept fast
+MIN_NEIGHBOUR_POINTS = 5  # fewer points: PCA (t-SNE and UMAP need a few neighbours per point)
+PRE_PCA = 50  # wider features are reduced to at most this many components before t-SNE/UMAP
 _LAYOUTS: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
 
 
@@ -37,16 +39,17 @@ def layout(space: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, st
         idx = np.sort(np.random.default_rng(seed).choice(n, MAX_POINTS, replace=False))
     X = space[idx]
     how = method()
-    if len(X) < 5:
+    if len(X) < MIN_NEIGHBOUR_POINTS:
         how = "PCA"
-    if X.shape[1] > 50 and how != "PCA":
+    if X.shape[1] > PRE_PCA and how != "PCA":
         from sklearn.decomposition import PCA
 
-        X = PCA(50, random_state=seed).fit_transform(X)
+        # PCA has at most min(N, D) components: 12 points of 1000 features give 12, not 50
+        X = PCA(min(PRE_PCA, *X.shape), random_state=seed).fit_transform(X)
     if how == "UMAP":
         import umap
 
-        xy = umap.UMAP(n_components=2, random_state=seed).fit_transform(X)
+        xy = umap.UMAP(n_components=2, n_neighbors=min(15, len(X) - 1), random_state=seed).fit_transform(X)
     elif how == "t-SNE":
         from sklearn.manifold import TSNE
         from threadpoolctl import threadpool_limits
@@ -59,14 +62,17 @@ def layout(space: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, st
     else:
         from sklearn.decomposition import PCA
 
-        xy = PCA(min(2, X.shape[1]), random_state=seed).fit_transform(X)
-        if xy.shape[1] < 2:
+        xy = PCA(min(2, *X.shape), random_state=seed).fit_transform(X)
+        if xy.shape[1] < 2:  # one feature, or two points: the second axis is flat
             xy = np.column_stack([xy[:, 0], np.zeros(len(xy))])
     how += f" of {len(idx):,} of {n:,} points (random subsample, for speed)" if len(idx) < n else f" of {n:,} points"
     if len(_LAYOUTS) > 8:
         _LAYOUTS.clear()
     _LAYOUTS[key] = (idx, np.asarray(xy, dtype=np.float32), how)
     return _LAYOUTS[key]
+
+
+make_layout = layout  # ``draw`` takes a ``layout`` argument of the same name
 
 
 def _scatter(ax, xy: np.ndarray, values: np.ndarray, names, title: str) -> None:
@@ -90,10 +96,11 @@ def _scatter(ax, xy: np.ndarray, values: np.ndarray, names, title: str) -> None:
 
 
 def draw(space: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, class_names, path: Path,
-         seed: int = 0, title: str = "") -> Path:
+         seed: int = 0, title: str = "", layout: tuple | None = None) -> Path:
+    """The map PNG; ``layout``: what :func:`layout` returned for ``space`` (computed here if None)."""
     from matplotlib.figure import Figure
 
-    idx, xy, how = layout(space, seed)
+    idx, xy, how = layout if layout is not None else make_layout(space, seed)
     panels = 2 if truth is not None else 1
     fig = Figure(figsize=(6.2 * panels, 5))
     axes = np.atleast_1d(fig.subplots(1, panels))

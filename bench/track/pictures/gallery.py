@@ -1,10 +1,12 @@
 """The cluster gallery: one row per cluster, the images nearest its centre, a few random ones and
-the lowest-silhouette ones, captioned with size, majority label and purity. Images come from the
+the lowest-silhouette ones, captioned with size, majority label and purity, and each image with
+its file name (the dataset's ``source``) where the thumbnail is wide enough. Images come from the
 dataset (``ImageData.image(i)``); nothing is embedded again. Drawn with Pillow: it is a mosaic of
 images, not a plot."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +17,14 @@ N_NEAREST, N_RANDOM, N_WORST = 12, 3, 3
 MAX_ROWS = 40
 SILHOUETTE_SAMPLE = 3000  # silhouette is O(N^2): per-point values on a sample at most this big
 GAP, PAD, CAPTION = 10, 2, 18
+NAME_LINE, NAME_FONT, NAME_MIN_CHARS = 11, 9, 5  # file names under thumbnails when this many characters fit
 
 
 def has_images(data) -> bool:
-    """Whether the dataset has images to show (a precomputed-features dataset has none)."""
-    try:
-        img = np.asarray(data.image(0))
-    except Exception:  # noqa: BLE001 - no image() or no images: the non-image pictures only
-        return False
-    return img.ndim == 3 and img.shape[2] in (1, 3, 4) and img.dtype == np.uint8
+    """Whether the dataset holds images to show (a precomputed-features dataset has none). Its
+    declaration decides, not a probe: images that cannot be read must fail the gallery with their
+    reason, not pass for a dataset without images."""
+    return bool(getattr(data, "has_images", True))
 
 
 def _thumb(img: np.ndarray, size: int):
@@ -45,11 +46,9 @@ def silhouettes(space: np.ndarray, labels: np.ndarray, seed: int) -> dict[int, f
     from sklearn.metrics import silhouette_samples
 
     idx = np.flatnonzero(labels != NOISE)
-    if len(np.unique(labels[idx])) < 2:
-        return {}
     if len(idx) > SILHOUETTE_SAMPLE:
         idx = np.sort(np.random.default_rng(seed).choice(idx, SILHOUETTE_SAMPLE, replace=False))
-    if len(np.unique(labels[idx])) < 2:
+    if not 2 <= len(np.unique(labels[idx])) < len(idx):  # silhouette needs 2..N-1 clusters
         return {}
     values = silhouette_samples(space[idx], labels[idx])
     return dict(zip(idx.tolist(), values.tolist(), strict=True))
@@ -68,6 +67,33 @@ def pick(space: np.ndarray, cluster: Cluster, sil: dict[int, float], rng) -> lis
     scored = sorted((sil[i], i) for i in members if i in sil and i not in nearest and i not in random)
     worst = [i for _, i in scored[:N_WORST]]
     return [("nearest centre", nearest), ("random", random), ("lowest silhouette", worst)]
+
+
+def short_name(source, width: float, font) -> str | None:
+    """The file name of ``source`` (no folders) fitted into ``width`` pixels: whole, else without
+    its extension, else its start and end (a frame time) around an ellipsis; None when too few
+    characters fit."""
+    name = str(source).rsplit("/", 1)[-1]
+    if font.getlength(name) <= width:
+        return name
+    name = re.sub(r"\.[A-Za-z]{2,5}$", "", name)  # the extension says least about the picture
+    if font.getlength(name) <= width:
+        return name
+    for keep in range(len(name) - 1, NAME_MIN_CHARS - 1, -1):
+        text = name[:(keep + 1) // 2] + "…" + name[len(name) - keep // 2:]
+        if font.getlength(text) <= width:
+            return text
+    return None
+
+
+def _sources(data, size: int, font) -> np.ndarray | None:
+    """The items' sources when a name of ``NAME_MIN_CHARS`` characters fits under a thumbnail."""
+    from clusterbench.datasets.base import SOURCE_COLUMN
+
+    sources = getattr(data, "items", {}).get(SOURCE_COLUMN)
+    if sources is None or len(sources) != len(data) or font.getlength("0" * NAME_MIN_CHARS) > size:
+        return None
+    return sources
 
 
 def caption(cluster: Cluster, n: int, names: list[str] | None) -> str:
@@ -93,10 +119,12 @@ def draw(data, space: np.ndarray, labels: np.ndarray, clusters: list[Cluster], p
     rows = real + noise
     sil = silhouettes(space, labels, seed)
     size = thumb or (40 if max(np.asarray(data.image(0)).shape[:2]) <= 32 else 56)
+    tiny = ImageFont.load_default(size=NAME_FONT)
+    sources = _sources(data, size, tiny)
     slots = N_NEAREST + N_RANDOM + N_WORST
     width = PAD + slots * (size + PAD) + 2 * GAP + PAD + 200
     header = 2 * CAPTION + 6
-    row_h = CAPTION + size + PAD + 4
+    row_h = CAPTION + size + PAD + 4 + (NAME_LINE if sources is not None else 0)
     height = header + len(rows) * row_h + (CAPTION if note else 0) + PAD
     canvas = Image.new("RGB", (max(width, 480), height), "white")
     pen = ImageDraw.Draw(canvas)
@@ -120,6 +148,9 @@ def draw(data, space: np.ndarray, labels: np.ndarray, clusters: list[Cluster], p
                 canvas.paste(_thumb(data.image(int(i)), size), (x, y + CAPTION))
                 if truth is not None and cluster.majority is not None and truth[i] != cluster.majority:
                     pen.rectangle([x - 1, y + CAPTION - 1, x + size, y + CAPTION + size], outline="#d62728", width=2)
+                name = None if sources is None else short_name(sources[int(i)], size, tiny)
+                if name:
+                    pen.text((x, y + CAPTION + size + 1), name, fill="#444", font=tiny)
                 x += size + PAD
             x += (count - len(idx)) * (size + PAD) + GAP
         y += row_h
