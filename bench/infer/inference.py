@@ -133,20 +133,9 @@ def run_inference(
         torch.cuda.reset_peak_memory_stats(device)
     split = split_for_device(transform)
     images = _TransformedImages(data, split.geometry if split else transform, rgb)
-    backoffs = 0
-    while True:
-        try:
-            outputs, timing = _loop(runner, images, split, size, device, precision, channels_last, num_workers,
-                                    progress, desc, pad_last=compile)
-            break
-        except torch.cuda.OutOfMemoryError:
-            if batch_size != "auto" or size == 1:
-                raise
-        # Outside the except block, so the failed attempt's tensors are already released.
-        size //= 2
-        backoffs += 1
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)  # report the peak of the size that ran
+    outputs, timing, size, backoffs = _with_oom_backoff(
+        lambda n: _loop(runner, images, split, n, device, precision, channels_last, num_workers, progress, desc,
+                        pad_last=compile), size, device, fixed=batch_size != "auto")
     stats = {
         "device": device,
         "precision": precision,
@@ -168,6 +157,26 @@ def run_inference(
         stats["flops_per_image"] = flops_per_image(model, sample, device)
         stats["gflops_per_s"] = stats["flops_per_image"] * stats["images_per_s"] / 1e9
     return InferenceResult(outputs, stats)
+
+
+def _with_oom_backoff(attempt, size: int, device: str, fixed: bool):
+    """``attempt(batch_size)`` -> (outputs, timing), halving the batch on CUDA out-of-memory
+    (unless the batch size was given); returns (outputs, timing, the size that ran, halvings)."""
+    import torch
+
+    backoffs = 0
+    while True:
+        try:
+            outputs, timing = attempt(size)
+            return outputs, timing, size, backoffs
+        except torch.cuda.OutOfMemoryError:
+            if fixed or size == 1:
+                raise
+        # Outside the except block, so the failed attempt's tensors are already released.
+        size //= 2
+        backoffs += 1
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)  # report the peak of the size that ran
 
 
 def cuda_loader_workers(n_batches: int) -> int:
