@@ -7,7 +7,8 @@ drift toward larger K the way NMI can).
 
 stability (Ben-Hur et al. 2002; Lange et al. 2004): each partition's mean ARI to its own reruns
 (other seeds, subsamples) on the points they share; a configuration that says the same thing when
-refitted wins. Without reruns the score is NaN (ranks last).
+refitted wins. Without reruns, or for a partition of fewer than two groups (one cluster, all
+noise: perfectly "stable" and useless), the score is NaN (ranks last).
 
 Noise (-1) is one extra group (see :mod:`clusterbench.select.candidate`).
 """
@@ -98,6 +99,9 @@ def stability(candidates: Sequence[Candidate], shared_space=None, seed: int = 0)
     """Each partition's mean ARI to its reruns on the points each rerun labelled; NaN without reruns."""
     out = {}
     for c in check_candidates(candidates):
+        if len(np.unique(noise_as_group(c.labels))) < 2:
+            out[c.key] = float("nan")
+            continue
         scores = []
         for rerun in c.reruns:
             index = np.arange(len(c.labels)) if rerun.index is None else np.asarray(rerun.index)
