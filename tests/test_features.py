@@ -130,3 +130,22 @@ def test_the_embedding_cache_memory_maps_what_it_loads(tmp_path):
     hit = cache.load("k1")
     assert isinstance(hit.features, np.memmap) and (np.asarray(hit.features) == X).all()
     assert hit.logits.shape == (100, 3) and hit.stats.model == "m"
+
+
+def test_a_clusterer_declining_a_cell_is_reported_before_anything_runs(blobs, run_cli, capsys):
+    """DeepCluster declares it trains on images: crossed with a features dataset its cells are
+    skipped, said before the first cell runs and recorded with the reason; the others run."""
+    folder = blobs[0]
+    spec = f"features:path={folder / 'X.npy'},labels={folder / 'y.npy'}"
+    status, _, err, summary = run_cli("-d", spec, "-e", "identity", "-c", "kmeans", "-c", "deepcluster:epochs=1",
+                                      "--k", "10", "--pictures", "false")
+    assert status == 0, err
+    by_clusterer = {c["clusterer"].split(":")[0]: c for c in summary["cells"]}
+    assert by_clusterer["kmeans"]["status"] == "ok" and by_clusterer["kmeans"]["metrics"]["nmi"] > 0.9
+    skipped = by_clusterer["deepcluster"]
+    assert skipped["status"] == "skipped"
+    assert skipped["error"] == "clusterer 'deepcluster': trains on images, and dataset 'features' holds precomputed features"
+    lines = err.splitlines()
+    said = next(i for i, line in enumerate(lines) if line.startswith("skipped ") and "deepcluster" in line)
+    first_cell = next(i for i, line in enumerate(lines) if line.startswith("[1/"))
+    assert said < first_cell

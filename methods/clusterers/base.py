@@ -36,6 +36,12 @@ class ClustererBase:
         """Nothing differs with size."""
         return None
 
+    @staticmethod
+    def skip(cell) -> str | None:
+        """Why this clusterer declines ``cell`` (a dataset it cannot use, ...), said before anything
+        runs and recorded as the cell's status; None: it runs every cell its parameters allow."""
+        return None
+
     def fit_predict(self, X, context: Context | None = None) -> np.ndarray:
         return self.fit(X, context or Context()).labels
 

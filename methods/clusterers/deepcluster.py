@@ -89,6 +89,15 @@ class DeepCluster(ClustererBase):
     def config(self) -> DeepClusterConfig:
         return DeepClusterConfig.from_params(self)
 
+    @staticmethod
+    def skip(cell) -> str | None:
+        """It trains a network on the images: a cell over precomputed features has none."""
+        from clusterbench.core.catalog import registries
+
+        if registries().datasets.traits(cell.dataset).provides == "features":
+            return f"trains on images, and dataset {cell.dataset.name!r} holds precomputed features"
+        return None
+
     def fit(self, X=None, context=None) -> ClusterResult:
         from clusterbench.methods.deepcluster import nmi_figure, run_dir, train_deepcluster
         from clusterbench.methods.deepcluster.evaluate import evaluation_kmeans
