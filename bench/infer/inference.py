@@ -151,12 +151,17 @@ def run_inference(
         stats["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         stats["gpu_name"] = torch.cuda.get_device_name(device)
     if count_flops and len(images):
-        sample = images[0]
-        if split is not None:
-            sample = split.normaliser(device)(sample.unsqueeze(0).to(device))[0]
-        stats["flops_per_image"] = flops_per_image(model, sample, device)
-        stats["gflops_per_s"] = stats["flops_per_image"] * stats["images_per_s"] / 1e9
+        stats.update(_flop_rates(model, images, split, device, stats["images_per_s"]))
     return InferenceResult(outputs, stats)
+
+
+def _flop_rates(model, images, split, device: str, images_per_s: float) -> dict:
+    """Multiply-adds of one image (as the model sees it on ``device``) and the rate they ran at."""
+    sample = images[0]
+    if split is not None:
+        sample = split.normaliser(device)(sample.unsqueeze(0).to(device))[0]
+    flops = flops_per_image(model, sample, device)
+    return {"flops_per_image": flops, "gflops_per_s": flops * images_per_s / 1e9}
 
 
 def _with_oom_backoff(attempt, size: int, device: str, fixed: bool):

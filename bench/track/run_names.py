@@ -54,7 +54,9 @@ def _short(spec) -> str:
 
 def _reducer(reduce) -> str | None:
     """``pca=256,whiten=true,l2=true`` -> ``pca=256+whiten+l2``; none -> None."""
-    text = reduce.describe() if hasattr(reduce, "describe") else ("" if reduce is None else str(reduce))
+    from clusterbench.core.reduce import Reducer
+
+    text = reduce.describe() if isinstance(reduce, Reducer) else ("" if reduce is None else str(reduce))
     if text.strip().lower() in ("", "none"):
         return None
     return _short("+".join(p[: -len("=true")] if p.endswith("=true") else p for p in text.split(",")))

@@ -60,7 +60,8 @@ def check_tracking_server(uri: str | None, timeout: float = PROBE_TIMEOUT_S) -> 
         # any other answer means a server is there; what it says to MLflow's calls is the Tracker's to report
         _ANSWERED.add(uri)
     except (OSError, ValueError) as e:  # URLError is an OSError
-        raise UserError(f"MLflow tracking server {uri} is unreachable ({_why(getattr(e, 'reason', e), timeout)})") from None
+        reason = getattr(e, "reason", e)  # third-party: urllib's URLError carries the socket error
+        raise UserError(f"MLflow tracking server {uri} is unreachable ({_why(reason, timeout)})") from None
 
 
 def _why(reason, timeout: float) -> str:
@@ -127,7 +128,7 @@ class _Shielded:
         self._client = client
 
     def __getattr__(self, name):
-        attr = getattr(self._client, name)
+        attr = getattr(self._client, name)  # third-party: MlflowClient's methods, shielded
         if not callable(attr):
             return attr
 
@@ -298,4 +299,4 @@ class Tracker:
 
 def _plain(column) -> list:
     """A column's values as Python scalars (numpy's int64 and float64 print as plain numbers)."""
-    return [v.item() if hasattr(v, "item") else v for v in column]
+    return [v.item() if hasattr(v, "item") else v for v in column]  # third-party: numpy scalars

@@ -24,7 +24,7 @@ def has_images(data) -> bool:
     """Whether the dataset holds images to show (a precomputed-features dataset has none). Its
     declaration decides, not a probe: images that cannot be read must fail the gallery with their
     reason, not pass for a dataset without images."""
-    return bool(getattr(data, "has_images", True))
+    return bool(data.has_images)
 
 
 def _thumb(img: np.ndarray, size: int):
@@ -90,7 +90,7 @@ def _sources(data, size: int, font) -> np.ndarray | None:
     """The items' sources when a name of ``NAME_MIN_CHARS`` characters fits under a thumbnail."""
     from clusterbench.datasets.base import SOURCE_COLUMN
 
-    sources = getattr(data, "items", {}).get(SOURCE_COLUMN)
+    sources = data.items.get(SOURCE_COLUMN)
     if sources is None or len(sources) != len(data) or font.getlength("0" * NAME_MIN_CHARS) > size:
         return None
     return sources
