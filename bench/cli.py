@@ -28,16 +28,14 @@ def _tracking_uri(args) -> str | None:
     return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clusterbench", description="Benchmark harness for unsupervised image clustering.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_run(sub) -> None:
+    """``clusterbench run``: a suite or a -d/-e/-c grid, and how it runs."""
     run = sub.add_parser("run", help="run a suite (default: the bundled quick suite) or a grid given with -d/-e/-c")
     run.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name (quick, fashion, seeds)")
     run.add_argument("-d", "--dataset", action="append", default=[], metavar="SPEC", help="dataset spec, repeatable")
     run.add_argument("-e", "--embedder", action="append", default=[], metavar="SPEC", help="embedder spec, repeatable")
     run.add_argument("-c", "--clusterer", action="append", default=[], metavar="SPEC", help="clusterer spec, repeatable")
-    run.add_argument("--k", action="append", help="K: an integer, 'auto' (= auto:silhouette, Optuna), 'auto:NAME' "
+    run.add_argument("--k", action="append", help="K: an integer, 'auto' (the default k estimator, gap), 'auto:NAME' "
                      "(a k estimator: gap, prediction-strength, stability, ...) or 'semantic'; repeatable, a cell each")
     run.add_argument("--seed", type=int, action="append", help="seed (repeatable; overrides the suite's seeds)")
     run.add_argument("--reduce", help="reducer before clustering, e.g. pca=256,whiten=true,l2=true")
@@ -59,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pictures", metavar="true|false", help="gallery, contingency matrix, 2-D map and sizes in each "
                      "cell's run, report.html in the suite's (default: the suite's 'pictures', else true)")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clusterbench", description="Benchmark harness for unsupervised image clustering.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_run(sub)
+
     lst = sub.add_parser("list", help="list datasets, embedders, clusterers with their parameters")
     lst.add_argument("what", nargs="?", choices=["datasets", "embedders", "clusterers", "k-estimators"])
     lst.add_argument("pattern", nargs="?", default="*", help="glob on names")
@@ -79,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
 
     ex = sub.add_parser("explain", help="what a classifier embedder looks at: Grad-CAM and guided backprop of N images")
-    ex.add_argument("dataset", help="dataset spec")
+    ex.add_argument("dataset_positional", nargs="?", metavar="DATASET", help="dataset spec (the older form of -d)")
+    ex.add_argument("-d", "--dataset", metavar="SPEC", help="dataset spec, as in run")
     ex.add_argument("-e", "--embedder", required=True, metavar="SPEC", help="embedder spec with a classifier head")
     ex.add_argument("--n", type=int, default=8, help="images to explain, stratified over labels (default 8)")
     ex.add_argument("--topk", type=int, default=5, help="classes listed per image (default 5)")
@@ -267,6 +273,11 @@ def cmd_bench(args) -> int:
 def cmd_explain(args) -> int:
     from clusterbench.explain.command import run_command
 
+    if args.dataset and args.dataset_positional:
+        raise UserError("explain: give the dataset once, with -d SPEC")
+    args.dataset = args.dataset or args.dataset_positional
+    if not args.dataset:
+        raise UserError("explain: name the dataset with -d SPEC (as in clusterbench run)")
     return run_command(args)
 
 

@@ -109,7 +109,6 @@ def run_inference(
     count_flops: bool = True,
 ) -> InferenceResult:
     """Run ``model`` over every image of ``data``; return its outputs (a tensor or tuple of them).
-
     ``stats`` holds seconds, images_per_s (warm-up batch excluded), device, precision,
     batch_size (the one that ran, after ``oom_backoffs`` halvings), peak host memory and, on CUDA,
     GPU peak memory and name. With ``compile`` the last, short batch is padded to full size so
@@ -148,8 +147,8 @@ def run_inference(
         **timing,
     }
     if on_cuda:
-        stats["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-        stats["gpu_name"] = torch.cuda.get_device_name(device)
+        stats.update(gpu_peak_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20,
+                     gpu_name=torch.cuda.get_device_name(device))
     if count_flops and len(images):
         stats.update(_flop_rates(model, images, split, device, stats["images_per_s"]))
     return InferenceResult(outputs, stats)
