@@ -94,9 +94,9 @@ def test_panels_and_self_contained_page(explained):
     assert 'src="http' not in page and "http://" not in page and "https://" not in page
     assert not re.search(r"<(link|script)\b", page)
     assert page.count('src="data:image/png;base64,') == 3 * 24
-    assert 'name=viewport content="width=device-width' in page
+    assert 'name="viewport" content="width=device-width' in page
     for r in summary["images"]:
-        assert f"#{r['index']}</b><br>{r['top1']}" in page
+        assert f"#{r['index']}</b> <span class=\"source\">{r['source']}</span><br>{r['top1']}" in page
 
 
 @needs_fashion

@@ -16,6 +16,7 @@ import numpy as np
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.traits import NETWORK_API
+from clusterbench.datasets.base import SOURCE_COLUMN
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -24,7 +25,8 @@ METHODS = ("gradcam", "gradcam++")
 class Explained:
     """One image explained. ``view``: the network's input as float RGB in [0, 1] (H, W, 3);
     ``cam``: the heat map in [0, 1] (H, W); ``guided``: guided backprop as uint8 (H, W, 3);
-    ``peak``: the heat map's argmax as (x, y) relative to the view (0..1, x right, y down)."""
+    ``peak``: the heat map's argmax as (x, y) relative to the view (0..1, x right, y down);
+    ``source``: where the image came from (the dataset's ``source`` column: a file name, ...)."""
 
     index: int
     label: str | None
@@ -36,6 +38,7 @@ class Explained:
     peak: tuple[float, float]
     wnid: str | None = None
     extra: dict = field(default_factory=dict)
+    source: str | None = None
 
     @property
     def top1(self) -> str:
@@ -140,9 +143,11 @@ def _explained(data, i, view, heat, guided, top_p, top_i, names, wnids) -> Expla
         lab = int(data.labels[i])
         label = data.class_names[lab] if data.class_names and lab < len(data.class_names) else str(lab)
     top = [((names[int(j)] if names is not None else f"class {int(j)}"), float(p)) for p, j in zip(top_p, top_i, strict=True)]
+    sources = data.items.get(SOURCE_COLUMN)
     return Explained(index=i, label=label, top=top, top_index=int(top_i[0]), view=view, cam=heat,
                      guided=deprocess_image(np.asarray(guided, dtype=np.float32)), peak=((x + 0.5) / w, (y + 0.5) / h),
-                     wnid=wnids[int(top_i[0])] if wnids is not None else None)
+                     wnid=wnids[int(top_i[0])] if wnids is not None else None,
+                     source=None if sources is None else str(sources[i]))
 
 
 class _Views:

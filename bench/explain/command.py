@@ -51,8 +51,9 @@ def _check_dir_writable(path: Path, what: str) -> None:
 
 
 def record(item: Explained, file: str | None) -> dict:
-    """One image of the ``--json`` summary."""
+    """One image of the ``--json`` summary, named by its source (the user's file) and its index."""
     return {
+        "source": item.source,
         "index": item.index,
         "file": file,
         "label": item.label,

@@ -1,6 +1,7 @@
-"""What ``explain`` writes: a PNG per image (input | CAM | guided backprop, captioned), a grid of
-them all, and ``index.html``, a self-contained page (images as base64 data URIs, no external
-resources) that reads on a phone-width screen."""
+"""What ``explain`` writes: a PNG per image (input | CAM | guided backprop, captioned with its
+file), a grid of them all, and ``index.html``, a self-contained page (the template
+``explain.html.j2``: images as base64 data URIs, no external resources) that reads on a
+phone-width screen and names each image's source file beside its index."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ COLUMNS = ("input", "CAM", "guided backprop")
 
 
 def caption(item: Explained) -> str:
-    text = f"#{item.index}  {item.top1} ({item.prob:.2f})"
+    text = f"#{item.index}{f' {item.source}' if item.source else ''}  {item.top1} ({item.prob:.2f})"
     return f"{text}  [label: {item.label}]" if item.label is not None else text
 
 
@@ -66,65 +67,41 @@ def grid_figure(items: list[Explained], method: str = "Grad-CAM"):
     return fig
 
 
+def _data_uri(img: np.ndarray) -> str:
+    from PIL import Image
+
+    from clusterbench.pages import png_data_uri as data_uri
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", optimize=True)
+    return data_uri(buf.getvalue())
+
+
+def index_html(items: list[Explained], title: str, note: str = "", method: str = "Grad-CAM") -> str:
+    """The self-contained page: one row per image (index and source file, top-1 and its
+    probability, the top-k, the three images as data URIs)."""
+    from clusterbench.pages import render
+
+    columns = ("input", method, "guided backprop")
+    rows = [{"index": item.index, "source": item.source, "top1": item.top1, "prob": item.prob, "label": item.label,
+             "top": item.top, "images": [(col, _data_uri(img)) for col, img in
+                                         zip(columns, _images(item, mark=True), strict=True)]}
+            for item in items]
+    return render("explain.html.j2", title=title, note=note, method=method, rows=rows)
+
+
+# -- the hand-written page, until the report is a template too (then these two go) --------------
 def png_data_uri(png: bytes) -> str:
     """PNG bytes as a data URI: an image inside the page, no file or server beside it."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _data_uri(img: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", optimize=True)
-    return png_data_uri(buf.getvalue())
-
-
 def page(title: str, body: str, style: str = "") -> str:
     """A self-contained HTML page (no external scripts, fonts or images) that reads on a phone."""
+    from clusterbench.pages import stylesheet
+
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}{style}</style></head><body>{body}</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{stylesheet()}{style}</style></head><body>{body}</body></html>\n"
     )
-
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,sans-serif;margin:0.8em;color:#222;background:#fff}
-h1{font-size:1.2em}p.note{color:#555;font-size:0.9em;max-width:60em}
-table{border-collapse:collapse;width:100%;max-width:1100px}
-th,td{border-bottom:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}
-th{background:#f4f4f4;font-size:0.9em}
-td.img{width:22%}td.img img{width:100%;max-width:224px;height:auto;image-rendering:auto;display:block}
-ol{margin:0.2em 0 0 1.2em;padding:0;font-size:0.85em;color:#444}
-.prob{font-variant-numeric:tabular-nums}
-@media (max-width:640px){
-  table,thead,tbody,tr,td{display:block;width:100%}
-  thead{display:none}
-  tr{border:1px solid #ddd;border-radius:6px;margin:0 0 12px 0;padding:6px;box-sizing:border-box}
-  td{border:none;padding:3px}
-  td.img{display:inline-block;width:32%;box-sizing:border-box;vertical-align:top}
-  td.img::before{content:attr(data-col);display:block;font-size:0.75em;color:#666}
-}
-"""
-
-
-def index_html(items: list[Explained], title: str, note: str = "", method: str = "Grad-CAM") -> str:
-    """The self-contained page: one row per image (index, top-1 and its probability, the top-k,
-    the three images as data URIs)."""
-    rows = []
-    for item in items:
-        topk = "".join(f"<li>{html.escape(name)} <span class=prob>{p:.3f}</span></li>" for name, p in item.top)
-        label = f"<br>label: {html.escape(str(item.label))}" if item.label is not None else ""
-        cells = "".join(
-            f'<td class=img data-col="{html.escape(col)}"><img alt="{html.escape(col)} of image {item.index}" '
-            f'src="{_data_uri(img)}"></td>'
-            for col, img in zip(("input", method, "guided backprop"), _images(item, mark=True), strict=True)
-        )
-        rows.append(
-            f"<tr><td><b>#{item.index}</b><br>{html.escape(item.top1)} <span class=prob>{item.prob:.3f}</span>"
-            f"{label}<ol>{topk}</ol></td>{cells}</tr>"
-        )
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("image, top-1, top-k", "input", method, "guided backprop"))
-    return page(title, f"<h1>{html.escape(title)}</h1>"
-                + (f"<p class=note>{html.escape(note)}</p>" if note else "")
-                + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
