@@ -17,7 +17,7 @@ from PIL import Image
 
 from clusterbench.cli import main
 from clusterbench.datasets.base import FeatureData, ImageData
-from clusterbench.track.aggregate import metric_name
+from clusterbench.track.aggregate import metric_labels, metric_name
 from clusterbench.track.tracking import CELL_KEY_TAG, default_tracking_uri
 
 SUITE = """name = "pics"
@@ -94,9 +94,12 @@ def test_the_suite_run_holds_mean_and_std_over_seeds_as_numpy_gives_them(store, 
         config = re.sub(r"\|seed=\d+", "", run.data.tags[CELL_KEY_TAG])
         by_config.setdefault(config, []).append(run.data.metrics["nmi"])
     assert len(by_config) == 6 and all(len(v) == 3 for v in by_config.values())
+    labels = metric_labels(by_config)
+    assert labels["digits:limit=200|pixels|kmeans:n_init=1|k=default|reduce=none"] == "kmeans on pixels in digits:limit 200"
     for config, values in by_config.items():
-        assert parent.data.metrics[metric_name(config, "nmi", "mean")] == pytest.approx(np.mean(values), abs=1e-12)
-        assert parent.data.metrics[metric_name(config, "nmi", "std")] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        assert parent.data.metrics[metric_name(labels[config], "nmi", "mean")] == pytest.approx(np.mean(values), abs=1e-12)
+        assert parent.data.metrics[metric_name(labels[config], "nmi", "std")] == pytest.approx(np.std(values, ddof=1),
+                                                                                               abs=1e-12)
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"aggregates.csv", "report.html"} <= names
 

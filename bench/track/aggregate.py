@@ -70,9 +70,66 @@ def short(method: str, sep: str = " / ") -> str:
     return sep.join(parts)
 
 
-def metric_name(config: str, metric: str, stat: str) -> str:
-    """An MLflow-safe metric name for one configuration's statistic (e.g. ``...kmeans.nmi_mean``)."""
-    return _UNSAFE.sub("_", f"{config}/{metric}_{stat}".replace("|", "/"))[:250]
+def metric_labels(configs) -> dict[str, str]:
+    """configuration -> a short label for the suite run's metric names, unique among ``configs``:
+    clusterer and embedder always (``kmeans on pixels``), the dataset, K, reducer and tuning only
+    where the suite has several; a spec's parameters only where its bare name would be ambiguous."""
+    configs = list(dict.fromkeys(configs))
+    columns = list(zip(*(_axes(c) for c in configs), strict=True))
+    shown = [_shown_values(col, spec=i < 3, always=i < 2) for i, col in enumerate(columns)]
+    labels = {}
+    for i, config in enumerate(configs):
+        clusterer, embedder, *rest = (values[i] if values else "" for values in shown)
+        dataset = rest.pop(0)
+        words = [clusterer, f"on {embedder}"] + ([f"in {dataset}"] if dataset else []) + [w for w in rest if w]
+        labels[config] = _safe(" ".join(words))
+    return labels
+
+
+def metric_name(label: str, metric: str, stat: str) -> str:
+    """The suite run's metric for one configuration's statistic, metric first so MLflow groups
+    them (``nmi/kmeans on pixels``, ``nmi_std/...``, ``n_seeds/...``); ``label`` from
+    :func:`metric_labels`."""
+    head = metric if stat in ("mean", "count") else f"{metric}_{stat}"
+    return _safe(f"{head}/{label}")[:250]
+
+
+def _axes(config: str) -> tuple[str, ...]:
+    """(clusterer, embedder, dataset, K, reducer, tuning) of a configuration, defaults as ''."""
+    parts = config.split("|")
+    specs = (parts + ["", "", ""])[:3]
+    extra = {p.split("=", 1)[0] + "=": p.split("=", 1)[1] for p in parts[3:] if "=" in p}
+    k = extra.get("k=", "default")
+    reduce = extra.get("reduce=", "none")
+    words = ["" if k == "default" else f"k:{k}",
+             "" if reduce == "none" else " ".join(p.removesuffix("=true").replace("=", ":") for p in reduce.split(",")),
+             "tune " + extra["tune="] if "tune=" in extra else ""]
+    return specs[2], specs[1], specs[0], *words
+
+
+def _shown_values(column, spec: bool, always: bool) -> list[str] | None:
+    """One axis as shown: a spec by its bare name where that tells the values apart, else in full;
+    None when the axis does not vary (and need not be shown)."""
+    if not always and len(set(column)) <= 1:
+        return None
+    bare = [v.split(":", 1)[0] for v in column] if spec else list(column)
+    full = len(set(bare)) < len(set(column))
+    return [_cut(v if full else b) for v, b in zip(column, bare, strict=True)]
+
+
+def _cut(text: str, limit: int = 48) -> str:
+    """A long spec keeps its head and a digest of the whole, so two labels never collide."""
+    if len(text) <= limit:
+        return text
+    import hashlib
+
+    return f"{text[:limit - 6]}~{hashlib.sha1(text.encode()).hexdigest()[:5]}"
+
+
+def _safe(text: str) -> str:
+    """MLflow metric names allow letters, digits, ``_ - . / :`` and spaces: ``=`` and ``,`` of a
+    spec become spaces, anything else ``_``."""
+    return _UNSAFE.sub("_", text.replace("=", " ").replace(",", " "))
 
 
 def aggregate(records: list[CellRecord], metrics=AGG_METRICS) -> list[Aggregate]:

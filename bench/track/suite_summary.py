@@ -1,5 +1,5 @@
 """What a suite's parent run gets at the end: aggregate metrics per configuration (mean and std
-over seeds, as metrics named by configuration and as a table) and ``report.html``."""
+over seeds, as short metrics such as ``nmi/kmeans on pixels`` and as a table) and ``report.html``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from . import html_report
-from .aggregate import AGG_METRICS, CellRecord, aggregate, metric_name
+from .aggregate import AGG_METRICS, CellRecord, aggregate, metric_labels, metric_name
 from .pictures import recent
 
 
@@ -19,10 +19,12 @@ def records_of_results(results) -> list[CellRecord]:
 
 def aggregates_csv(aggs) -> str:
     head = ["configuration", "dataset", "method", "n_seeds"] + [f"{m}_{s}" for m in AGG_METRICS for s in ("mean", "std")]
-    lines = [",".join(head)]
+    lines = [",".join(head + ["metric_label"])]  # the label: what the suite run's metric names end with
+    labels = metric_labels(a.config for a in aggs)
     for a in aggs:
         values = [f"{a.mean[m]:.6g},{a.std[m]:.6g}" if m in a.mean else "," for m in AGG_METRICS]
-        lines.append(",".join([f'"{a.config}"', f'"{a.dataset}"', f'"{a.method}"', str(len(a.records)), *values]))
+        lines.append(",".join([f'"{a.config}"', f'"{a.dataset}"', f'"{a.method}"', str(len(a.records)), *values,
+                               f'"{labels[a.config]}"']))
     return "\n".join(lines) + "\n"
 
 
@@ -43,11 +45,12 @@ def _log(tracker, parent_id: str, results, title: str, html: bool) -> None:
         return
     aggs = aggregate(records)
     metrics = {}
+    labels = metric_labels(a.config for a in aggs)  # short names: the UI cuts long ones off
     for a in aggs:
         for m in a.mean:
-            metrics[metric_name(a.config, m, "mean")] = a.mean[m]
-            metrics[metric_name(a.config, m, "std")] = a.std[m]
-        metrics[metric_name(a.config, "n_seeds", "count")] = len(a.records)
+            metrics[metric_name(labels[a.config], m, "mean")] = a.mean[m]
+            metrics[metric_name(labels[a.config], m, "std")] = a.std[m]
+        metrics[metric_name(labels[a.config], "n_seeds", "count")] = len(a.records)
     tracker.log_metrics(parent_id, metrics)
     tracker.log_text(parent_id, "aggregates.csv", aggregates_csv(aggs))
     if not html:
