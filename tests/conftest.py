@@ -26,6 +26,24 @@ def results_dir(tmp_path) -> Path:
     return path
 
 
+def run_cli_once(results_dir: Path, *args: str, json_name: str = "summary.json"):
+    """``clusterbench run ...`` in-process, output captured without capsys, so module- and
+    session-scoped fixtures can run a suite once and share what it wrote: (status, out, err, json)."""
+    import contextlib
+    import io
+    import json
+
+    from clusterbench.cli import main
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    json_path = results_dir.parent / json_name
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["run", *args, "--results", str(results_dir), "--json", str(json_path), "--no-progress"])
+    summary = json.loads(json_path.read_text()) if json_path.exists() else None
+    return status, out.getvalue(), err.getvalue(), summary
+
+
 @pytest.fixture
 def run_cli(results_dir, capsys):
     """Run ``clusterbench run ...`` in-process against a fresh results dir; return (status, out, err, json)."""

@@ -14,8 +14,17 @@ from clusterbench.cli import main
 from clusterbench.track.tracking import CELL_KEY_TAG, default_tracking_uri
 
 
-def test_default_job_runs_quick_suite_and_tracks_everything(run_cli, results_dir, monkeypatch):
-    status, out, err, summary = run_cli()
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """The default job (the quick suite on digits) run once for the tests that only read what it wrote."""
+    from conftest import run_cli_once
+
+    results_dir = tmp_path_factory.mktemp("quick") / "results"
+    return (*run_cli_once(results_dir), results_dir)
+
+
+def test_default_job_runs_quick_suite_and_tracks_everything(quick_run, tmp_path, monkeypatch):
+    status, out, err, summary, results_dir = quick_run
     assert status == 0, err
     cells = summary["cells"]
     assert [c["clusterer"] for c in cells] == ["kmeans:n_init=5", "agglomerative:linkage=ward", "hdbscan:min_cluster_size=10"]
@@ -51,7 +60,7 @@ def test_default_job_runs_quick_suite_and_tracks_everything(run_cli, results_dir
     assert 1 <= child.data.metrics["cluster.n_iter"] <= 100
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
     assert {"assignments.csv", "metrics.json", "embedding_info.json"} <= artifacts
-    path = client.download_artifacts(child.info.run_id, "assignments.csv", str(results_dir.parent))
+    path = client.download_artifacts(child.info.run_id, "assignments.csv", str(tmp_path))
     lines = open(path).read().splitlines()
     assert lines[0] == "index,cluster,label,source" and len(lines) == 1798
     assert lines[18].endswith(",digits#17")  # every digit named by its place in sklearn's set
@@ -158,8 +167,8 @@ def test_list_shows_parameters(capsys):
     assert "kmeans" in out and "n_init=1" in out and "linkage=ward" in out and "min_cluster_size=10" in out
 
 
-def test_report_prints_a_leaderboard(run_cli, results_dir, capsys):
-    run_cli()
+def test_report_prints_a_leaderboard(quick_run, capsys):
+    results_dir = quick_run[-1]
     assert main(["report", "--results", str(results_dir)]) == 0
     out = capsys.readouterr().out
     assert "## clusterbench/quick (3 cells, sorted by nmi)" in out
