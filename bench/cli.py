@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0, help="seed of the image sample")
     ex.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
 
+    exp = sub.add_parser("export", help="a cell's clusters as folders of links to (or copies of) your files, "
+                         "with an offline cluster browser (index.html)")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to write (new, empty, or an earlier export)")
+    exp.add_argument("--cell", metavar="KEY", help="the cell's key (default: the suite's recommended cell, else "
+                     "the only finished one)")
+    exp.add_argument("--experiment", "--suite", dest="experiment", metavar="NAME", help="only this experiment")
+    exp.add_argument("--copy", action="store_true", help="copy the files instead of linking to them")
+    exp.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
+    exp.add_argument("--tracking-uri")
+
     srv = sub.add_parser("server", help="start an MLflow tracking server (the store for workers on several machines)")
     srv.add_argument("--backend-store-uri", help="database behind it, e.g. postgresql://user:pw@host/mlflow "
                      "(default: sqlite in RESULTS/server)")
@@ -160,10 +170,15 @@ def cmd_run(args) -> int:
                     optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures, executor=executor)
     results = runner.run(suite, checked)
     print_table(results)
+    from clusterbench.run.recommendations import summary_line
+
+    for entry in runner.recommendations:  # the terminal ends with the answer
+        print(summary_line(entry))
     if args.json:
         from clusterbench.core.atomic import write_json
 
-        write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results]})
+        write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results],
+                               "recommendations": runner.recommendations})
     return EXIT_CELL_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
@@ -281,8 +296,18 @@ def cmd_explain(args) -> int:
     return run_command(args)
 
 
+def cmd_export(args) -> int:
+    from clusterbench.export import export
+    from clusterbench.track.tracking import default_tracking_uri
+
+    uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
+    export(uri, args.out, experiment=args.experiment, cell=args.cell, copy=args.copy,
+           log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "server": cmd_server, "bench": cmd_bench,
-            "explain": cmd_explain}
+            "explain": cmd_explain, "export": cmd_export}
 
 
 _python_format_warning = warnings.formatwarning

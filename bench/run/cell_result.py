@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from clusterbench.core.suite import Cell
 
 JSON_METRICS = ("nmi", "ami", "ari", "acc", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
@@ -20,6 +22,8 @@ class CellResult:
     run_id: str | None = None
     cached: bool = False
     k_curve: dict = field(default_factory=dict)  # the K sweep's per-K score, NMI, AMI (k=auto, auto:NAME)
+    # each item's cluster, kept in memory for the suite's recommendation (not in --json: assignments.csv has it)
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         metrics = {k: self.metrics.get(k) for k in JSON_METRICS}

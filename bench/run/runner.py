@@ -44,6 +44,7 @@ class Runner:
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.optuna_storage = optuna_storage
+        self.recommendations: list[dict] = []  # the last run's, per dataset (clusterbench.run.recommendations)
         # fresh: in a worker, the suite's embedding stage already wrote the cache (reused, --force or not)
         self.inputs = stages.Inputs(self.results_dir, force=force, fresh=fresh)
 
@@ -93,7 +94,7 @@ class Runner:
                                                                  "seeds": suite.seeds, "results_dir": str(self.results_dir)},
                                       {"git_commit": git_commit()})
         results = [CellResult(cell, status="skipped", error=reason) for cell, reason in checked.skipped]
-        status = "FAILED"
+        status, self.recommendations = "FAILED", []
         try:
             if self.executor is None:
                 ran = (self.claim_and_run(cell, recorder, parent, done) for cell in self._until_stopped(cells))
@@ -104,6 +105,7 @@ class Runner:
                 results.append(result)
             order = {cell.key: i for i, cell in enumerate(cells)}
             results.sort(key=lambda r: order.get(r.cell.key, -1))  # an executor yields them as they finish
+            self.recommendations = self._recommend(results)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -112,8 +114,23 @@ class Runner:
             from clusterbench.k.compare import comparison_artifacts
 
             recorder.finish_suite(parent, results, status, suite.name, html=self._pictures_on,
-                                  artifacts=comparison_artifacts(results))  # every estimator's curve, one figure
+                                  artifacts=comparison_artifacts(results),  # every estimator's curve, one figure
+                                  recommendations=self.recommendations)
         return results
+
+    def _recommend(self, results: list[CellResult]) -> list[dict]:
+        """Per dataset, the configuration the label-free criterion ranks first (a failure here is
+        said, and costs no cell)."""
+        from clusterbench.run.recommendations import recommendations, summary_line
+
+        try:
+            found = recommendations(results)
+        except Exception as exc:  # noqa: BLE001 - the cells stand without a recommendation
+            self.log(f"recommendation: failed: {one_line_reason(exc)}")
+            return []
+        for entry in found:
+            self.log(summary_line(entry))
+        return found
 
     @staticmethod
     def _until_stopped(cells: list[Cell]):
@@ -142,7 +159,7 @@ class Runner:
             prior = done.get(cell.key) or (None if self.force else recorder.finished_run(cell.key))
             if prior is not None:
                 return CellResult(cell, params=dict(prior.data.params), metrics=dict(prior.data.metrics),
-                                  run_id=prior.info.run_id, cached=True)
+                                  run_id=prior.info.run_id, cached=True, labels=recorder.labels_of(prior.info.run_id))
             return self.run_cell(cell, recorder, parent)
 
     @staticmethod
@@ -198,6 +215,7 @@ class Runner:
             recorder.tags(run_id, {"cluster.plan": plan})
 
         fitted = stages.fit(cell, X, choice, context_for, announce)
+        result.labels = fitted.labels
         result.metrics = {**stages.score(cell, data, X, fitted), **stages.perf_metrics(embedded, fitted),
                           **choice.metrics}  # K-regret of a labelled cell whose K was estimated
         stats = embedded.embedding.stats

@@ -33,13 +33,22 @@ class Recorder:
         return parent
 
     def finish_suite(self, parent: str, results, status: str, title: str, html: bool,
-                     artifacts: Artifacts | None = None, summary: dict | None = None) -> None:
-        """Cell counts, the summary JSON, aggregates over seeds and report.html, then the status."""
+                     artifacts: Artifacts | None = None, recommendations: list | None = None) -> None:
+        """Cell counts, the summary JSON, the recommendations, aggregates over seeds and
+        report.html, then the status."""
         from .suite_summary import log_suite_summary
 
         counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped")}
         self.tracker.log_metrics(parent, {f"cells_{s}": n for s, n in counts.items()})
-        self.tracker.log_json(parent, "summary.json", summary or {"cells": [r.to_json() for r in results]})
+        self.tracker.log_json(parent, "summary.json", {"cells": [r.to_json() for r in results],
+                                                        "recommendations": recommendations or []})
+        if recommendations:
+            self.tracker.log_json(parent, "recommendations.json", recommendations)
+            self.tracker.set_tags(parent, {"recommendation": "; ".join(
+                f"{r['dataset']}: {r['cell_key']}" for r in recommendations)[:5000]})
+            regrets = [r["selection_regret_nmi"] for r in recommendations if "selection_regret_nmi" in r]
+            if regrets:
+                self.tracker.log_metrics(parent, {"selection_regret_nmi": sum(regrets) / len(regrets)})
         if artifacts is not None:
             self.write(parent, artifacts)
         log_suite_summary(self.tracker, parent, results, title, html=html, log=self.log)
@@ -146,3 +155,18 @@ class Recorder:
 
     def delete_unfinished(self, cell_key: str) -> list[str]:
         return self.tracker.delete_unfinished(cell_key)
+
+    def labels_of(self, run_id: str):
+        """The cluster of each item a finished cell recorded (its assignments.csv), or None."""
+        import csv
+        import tempfile
+
+        import numpy as np
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="clusterbench-labels-") as tmp:
+                path = self.tracker.client.download_artifacts(run_id, "assignments.csv", tmp)
+                with open(path, newline="") as f:
+                    return np.array([int(row["cluster"]) for row in csv.DictReader(f)], dtype=np.int64)
+        except Exception:  # noqa: BLE001 - an older run without the file is left out of the recommendation
+            return None

@@ -1,0 +1,61 @@
+"""The suite's answer without labels: per dataset, the configuration (embedder x reducer x
+clusterer x K) the label-free criterion ranks first among the cells that finished, and, where the
+dataset has labels (never shown to the criterion), how much better the best one was."""
+
+from __future__ import annotations
+
+from clusterbench.select import DEFAULT, Candidate, recommend, selection_regret
+
+
+def recommendations(results, criterion: str = DEFAULT, seed: int = 0) -> list[dict]:
+    """One entry per dataset with at least one finished cell whose labels are at hand."""
+    by_dataset: dict[str, list] = {}
+    for r in results:
+        if r.status == "ok" and r.labels is not None:
+            by_dataset.setdefault(str(r.cell.dataset), []).append(r)
+    return [_recommend(dataset, cells, criterion, seed) for dataset, cells in by_dataset.items()]
+
+
+def _recommend(dataset: str, cells: list, criterion: str, seed: int) -> dict:
+    # several seeds of one configuration are several candidates: each cell is judged on its own
+    candidates = [Candidate(r.cell.key, dataset, r.labels, own_silhouette=r.metrics.get("silhouette"))
+                  for r in cells]
+    if len(candidates) == 1:  # nothing to compare with: the only configuration there is
+        entry = {"dataset": dataset, "cell_key": candidates[0].key, "criterion": "only configuration", "score": None}
+    else:
+        chosen = recommend(candidates, criterion, seed=seed)
+        entry = {"dataset": dataset, "cell_key": chosen.key, "criterion": chosen.criterion, "score": chosen.score}
+    nmi = {r.cell.key: r.metrics["nmi"] for r in cells if r.metrics.get("nmi") is not None}
+    ami = {r.cell.key: r.metrics["ami"] for r in cells if r.metrics.get("ami") is not None}
+    if len(nmi) == len(cells):  # labels exist: scored afterwards, like K-regret
+        chosen_key = entry["cell_key"]
+        regret = selection_regret(_Chosen(chosen_key), nmi, ami if len(ami) == len(cells) else None)
+        entry.update({"nmi": nmi[chosen_key], "best_nmi": regret["best_nmi"],
+                      "selection_regret_nmi": regret["selection_regret_nmi"],
+                      **({"selection_regret_ami": regret["selection_regret_ami"]} if "selection_regret_ami" in regret
+                         else {})})
+    chosen = next(r for r in cells if r.cell.key == entry["cell_key"])
+    entry.update({"embedder": str(chosen.cell.embedder), "clusterer": str(chosen.cell.clusterer),
+                  "k": chosen.params.get("k"), "seed": chosen.cell.seed,
+                  "reducer": chosen.cell.reduce.describe() if chosen.cell.reduce else "none",
+                  "mlflow_run_id": chosen.run_id})
+    return entry
+
+
+class _Chosen:
+    """What selection_regret reads of a recommendation: the recommended key."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+
+def summary_line(entry: dict) -> str:
+    """The terminal's last word for one dataset."""
+    text = (f"recommended for {entry['dataset']}: {entry['embedder']} + {entry['clusterer']}, k={entry['k']}"
+            f" (reducer {entry['reducer']}, seed {entry['seed']}) by {entry['criterion']}")
+    if entry.get("score") is not None:
+        text += f" {entry['score']:.3f}"
+    if "selection_regret_nmi" in entry:
+        text += (f"; with the hidden labels: NMI {entry['nmi']:.3f}, best {entry['best_nmi']:.3f}, "
+                 f"selection regret {entry['selection_regret_nmi']:.3f}")
+    return text
