@@ -18,6 +18,7 @@ def _folder(tmp_path, classes=("a", "b"), n=6):
     return root
 
 
+@pytest.mark.slow
 def test_corrupt_files_are_skipped_named_and_the_run_goes_on(run_cli, tmp_path):
     root = _folder(tmp_path)
     (root / "a" / "empty.png").write_bytes(b"")
@@ -35,6 +36,7 @@ def test_corrupt_files_are_skipped_named_and_the_run_goes_on(run_cli, tmp_path):
     assert cell["params"]["data.root"] == str(root.resolve())
 
 
+@pytest.mark.slow
 def test_strict_folder_fails_the_cell_with_the_file_named(run_cli, tmp_path):
     root = _folder(tmp_path)
     (root / "a" / "empty.png").write_bytes(b"")
@@ -43,24 +45,28 @@ def test_strict_folder_fails_the_cell_with_the_file_named(run_cli, tmp_path):
     assert "empty.png" in summary["cells"][0]["error"] and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_single_class_folder_asks_for_k(run_cli, tmp_path):
     root = _folder(tmp_path, classes=("only",))
     status, _, _, summary = run_cli("-d", f"folder:root={root}", "-e", "pixels", "-c", "kmeans")
     assert status == 1 and "single class" in summary["cells"][0]["error"]
 
 
+@pytest.mark.slow
 def test_empty_folder(run_cli, tmp_path):
     (tmp_path / "void").mkdir()
     status, _, _, summary = run_cli("-d", f"folder:root={tmp_path / 'void'}", "-e", "pixels", "-c", "kmeans:k=2")
     assert status == 1 and "no images" in summary["cells"][0]["error"]
 
 
+@pytest.mark.slow
 def test_all_noise_hdbscan_is_a_clear_failure(run_cli):
     status, _, _, summary = run_cli("-d", "digits:limit=60", "-e", "pixels", "-c", "hdbscan:min_cluster_size=60")
     assert status == 1
     assert summary["cells"][0]["error"] == "hdbscan:min_cluster_size=60: every point was labelled noise; lower min_cluster_size / min_samples"
 
 
+@pytest.mark.slow
 def test_mixed_sizes_need_a_pixel_size(run_cli, tmp_path):
     root = tmp_path / "mixed"
     root.mkdir()

@@ -21,6 +21,7 @@ def test_fashion_mnist_pixels_kmeans_nmi_is_the_published_051(run_cli):
     assert summary["cells"][0]["metrics"]["silhouette_sample_size"] == 10000
 
 
+@pytest.mark.slow
 def test_digits_pixels_kmeans_nmi_is_074(run_cli):
     status, _, _, summary = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "--seed", "0", "--seed", "1", "--seed", "2")
     assert status == 0

@@ -138,6 +138,7 @@ def test_nan_features_are_refused(digits):
         CLUSTERERS.create("kmeans:k=10").fit_predict(X)
 
 
+@pytest.mark.slow
 def test_without_faiss_sklearn_kmeans_still_runs_and_faiss_work_names_the_extra(digits, monkeypatch, run_cli):
     import sys
 

@@ -163,6 +163,7 @@ def test_a_damaged_last_checkpoint_is_one_warning_and_training_resumes_from_the_
     assert fresh.resumed_from == 0 and read_checkpoint(path)["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_through_the_cli_is_one_warning_line_not_a_traceback(run_cli, results_dir):
     args = ("-d", "digits:limit=200", "-e", "pixels", "-c", f"deepcluster:epochs=1,{TINY_SPEC}", "--k", "10")
     assert run_cli(*args)[0] == 0
@@ -193,6 +194,7 @@ train_deepcluster(data, DeepClusterConfig(epochs=3, **TINY), checkpoint_dir=sys.
 """
 
 
+@pytest.mark.slow
 def test_sigkilled_training_resumes_from_its_last_checkpoint(digits, tmp_path):
     import signal
     import subprocess
@@ -277,6 +279,7 @@ def _metric_steps(client, run_id, key):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
+@pytest.mark.slow
 def test_clusterer_end_to_end_logs_epochs_and_reports_both_label_sets(tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -305,6 +308,7 @@ def test_clusterer_end_to_end_logs_epochs_and_reports_both_label_sets(tmp_path):
     assert len(checkpoints) == 1 and read_checkpoint(checkpoints[0])["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_embedder_end_to_end_trains_once_and_shares_the_clusterers_training(tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -333,6 +337,7 @@ def test_embedder_end_to_end_trains_once_and_shares_the_clusterers_training(tmp_
     assert status == 0 and cell["metrics"]["cluster.resumed_from_epoch"] == 1.0
 
 
+@pytest.mark.slow
 def test_grid_k_does_not_replace_the_overclustering_k(run_cli):
     status, _, err, summary = run_cli("-d", "digits:limit=200", "-e", "pixels", "-c",
                                       "deepcluster:epochs=1,batch_size=64,size=16,precision=fp32,device=cpu", "--k", "5")

@@ -101,6 +101,7 @@ def test_mismatches_name_the_file_and_the_first_difference(package_state):
         lite.mapped_state_dict(reshaped, target, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["resnet18", "truncated"])
 def test_wrong_file_is_one_line_through_the_cli(tmp_path, run_cli, package_state, which):
     import torchvision
@@ -150,6 +151,7 @@ def test_random_weights_are_seeded():
     assert EMBEDDERS.create("efficientnet-lite0:weights=none,seed=1").identity() == "random:seed=1"
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_tshirts_look_like_jerseys():
     """Fashion-MNIST test, 20 per class. Measured: "jersey, T-shirt" is in the top-5 of 12 of 20

@@ -189,6 +189,7 @@ def test_state_dict_loader(tmp_path):
         weights.load_state_dict(tmp_path / "list.pt")
 
 
+@pytest.mark.slow
 def test_cnn_named_layer_is_pooled(few):
     emb = embed("resnet152:weights=none,size=32,layer=layer3", few)
     assert_features(emb, len(few), 1024)
@@ -247,6 +248,7 @@ def test_every_cnn_is_registered_with_the_shared_parameters():
         assert EMBEDDERS.parameters(name)["weights"] == "imagenet"
 
 
+@pytest.mark.slow
 def test_bf16_agrees_with_fp32(few):
     fp32 = embed("resnet152:weights=none,size=32,precision=fp32", few)
     bf16 = embed("resnet152:weights=none,size=32,precision=bf16", few)
@@ -358,6 +360,7 @@ def test_host_reachable_is_bounded_by_its_timeout():
     assert time.perf_counter() - start < 2
 
 
+@pytest.mark.slow
 def test_compiled_model_gives_the_eager_features_and_keeps_warm_up_out_of_the_rate(digits):
     # 40 images in batches of 16: the short last batch is padded, so it reuses the compiled graph
     spec = "timm:model=resnet18,pretrained=false,size=32,precision=fp32,batch_size=16"

@@ -56,6 +56,7 @@ def explained(quadrant_root, tmp_path_factory):
     return json.loads(summary.read_text()), out / "panels"
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_cam_peaks_in_the_pasted_quadrant(explained):
     """Measured: 24 of 24 (REFERENCE: 21/24), plain Grad-CAM on conv_head."""
@@ -66,6 +67,7 @@ def test_cam_peaks_in_the_pasted_quadrant(explained):
     assert hits >= 0.75 * len(images), [(r["index"], r["label"], r["cam_peak"]) for r in images]
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_json_records(explained):
     summary, out = explained
@@ -79,6 +81,7 @@ def test_json_records(explained):
     assert len({r["index"] for r in summary["images"]}) == 24
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_panels_and_self_contained_page(explained):
     summary, out = explained
@@ -99,6 +102,7 @@ def test_panels_and_self_contained_page(explained):
         assert f"#{r['index']}</b> <span class=\"source\">{r['source']}</span><br>{r['top1']}" in page
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_gradcam_plus_plus(quadrant_root, tmp_path):
     summary = tmp_path / "s.json"
@@ -139,6 +143,7 @@ def test_bad_input_is_one_line_and_exit_2(args, expected, tmp_path, capsys, monk
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_run_explain_puts_the_panel_into_each_cell_run(run_cli, results_dir):
     from mlflow.tracking import MlflowClient
 
@@ -164,6 +169,7 @@ def test_run_explain_refuses_a_negative_count(run_cli):
     assert status == 2 and "--explain -1" in err and summary is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["alexnet:weights=none,size=64", "densenet121:weights=none,size=64"])
 def test_torchvision_cnns_explain_at_their_declared_layer(spec, tmp_path):
     summary = tmp_path / "s.json"

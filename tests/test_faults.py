@@ -81,6 +81,7 @@ def test_a_server_that_never_answers_times_out_in_the_probe():
         assert time.monotonic() - start < 5
 
 
+@pytest.mark.slow
 def test_a_damaged_embedding_cache_entry_is_one_warning_and_recomputed(tmp_path):
     results = tmp_path / "results"
     specs = ["-d", "digits:limit=300", "-e", "pixels", "-c", "kmeans:k=10"]
@@ -107,6 +108,7 @@ def test_a_damaged_embedding_cache_entry_is_one_warning_and_recomputed(tmp_path)
     assert third.returncode == 0 and "clusterbench: warning:" not in third.stderr  # rewritten sound
 
 
+@pytest.mark.slow
 def test_a_damaged_fashion_mnist_root_fails_naming_the_file(run_cli, tmp_path):
     root = tmp_path / "fashion"
     root.mkdir()

@@ -13,6 +13,7 @@ from clusterbench.k.estimators.base import KEstimatorBase
 FIVE = ("silhouette", "gap", "prediction-strength", "stability", "silhouette-umap")
 
 
+@pytest.mark.slow
 def test_five_estimators_run_five_cells_each_with_its_k_error_and_regret(cli, store, results_dir, tmp_path, capsys):
     ks = [a for name in FIVE for a in ("--k", f"auto:{name}")]
     status, _, err, summary = cli("-d", "digits", "-e", "pixels", "-c", "kmeans", *ks, "--tune", "k_max=15")
@@ -50,6 +51,7 @@ def test_five_estimators_run_five_cells_each_with_its_k_error_and_regret(cli, st
     assert f"| gap | digits | pixels | kmeans | 0 | none | {chosen['gap']} | 10 | {chosen['gap'] - 10} |" in out
 
 
+@pytest.mark.slow
 def test_a_suite_file_lists_estimators_and_numbers_in_k(run_cli, tmp_path):
     suite = tmp_path / "k.toml"
     suite.write_text('datasets = ["digits:limit=400"]\nembedders = ["pixels"]\nclusterers = ["kmeans"]\n'
@@ -97,6 +99,7 @@ def test_an_estimator_needs_a_clusterer_that_takes_k(run_cli):
     assert status == 2 and "does not take the grid's K" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_umap_larger_than_the_features_fails_the_cell_in_one_line(run_cli):
     # the feature dimension is known only once the features exist: the cell fails (exit 1), one line
     status, _, err, summary = run_cli("-d", "digits:limit=200", "-e", "pixels", "-c", "kmeans", "--reduce", "umap=100")
@@ -105,6 +108,7 @@ def test_umap_larger_than_the_features_fails_the_cell_in_one_line(run_cli):
     assert cell["error"] == "reducer umap=100: more than the 64 dimensions of these features"
 
 
+@pytest.mark.slow
 def test_umap_then_hdbscan_and_ward_on_digits_and_the_reduced_cache(run_cli, results_dir, monkeypatch):
     status, _, err, summary = run_cli("-d", "digits", "-e", "pixels", "-c", "hdbscan:min_cluster_size=50,min_samples=10",
                                       "-c", "agglomerative:linkage=ward", "--reduce", "umap=10")

@@ -124,6 +124,7 @@ def test_one_failing_picture_leaves_the_others_and_is_named_in_the_run_and_repor
     assert "| folder|pixels|kmeans|0 | gallery | " in section and "cannot read file" in section
 
 
+@pytest.mark.slow
 def test_a_real_run_of_five_photos_logs_every_picture(run_cli, results_dir, tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -153,6 +153,7 @@ def _origin_line(out: str, name: str) -> str:
     return lines[i + 1]
 
 
+@pytest.mark.slow
 def test_an_installed_plug_in_package_adds_a_dataset_an_embedder_and_a_clusterer(tmp_path):
     demo = _package(tmp_path / "cbdemo", DEMO_PYPROJECT,
                     {"src/cbdemo/__init__.py": DEMO_INIT, "src/cbdemo/clusterer.py": DEMO_CLUSTERER})

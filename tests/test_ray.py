@@ -63,6 +63,7 @@ def test_an_optuna_k_search_on_ray_runs_exactly_n_trials_in_total(tmp_path):
     assert 5 <= cell["params"]["k"] <= 15
 
 
+@pytest.mark.slow
 def test_an_unreachable_ray_address_is_one_line_exit_2_within_seconds(tmp_path):
     start = time.monotonic()
     done, summary = _run(tmp_path, "nowhere", "-d", "digits", "-e", "pixels", "-c", "kmeans", "--k", "10",

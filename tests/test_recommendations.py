@@ -46,6 +46,7 @@ def test_the_suite_run_records_the_recommendation(digits_run):
     assert parent.data.metrics["selection_regret_nmi"] == pytest.approx(summary["recommendations"][0]["selection_regret_nmi"])
 
 
+@pytest.mark.slow
 def test_shuffled_labels_change_no_recommendation(tmp_path):
     """The criterion never sees the labels: the same grid over the same images with the labels
     permuted recommends the same configuration."""

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from clusterbench.track.tracking import CELL_KEY_TAG, ROLE_TAG, default_tracking_uri
@@ -70,6 +71,7 @@ def _assert_each_cell_finished_once(results, n_cells):
     assert not [r for r in all_runs if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_suite_then_rerun_finishes_every_cell_exactly_once(tmp_path):
     suite, results = _suite(tmp_path), tmp_path / "results"
     proc = _start(suite, results)
@@ -88,6 +90,7 @@ def test_sigkill_mid_suite_then_rerun_finishes_every_cell_exactly_once(tmp_path)
     _assert_each_cell_finished_once(results, 9)
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_current_run_killed_and_exits(tmp_path):
     # Many cells, so the signal always arrives while the suite is still running.
     suite, results = _suite(tmp_path, seeds=range(20)), tmp_path / "results"
@@ -101,6 +104,7 @@ def test_sigterm_marks_the_current_run_killed_and_exits(tmp_path):
     assert "RUNNING" not in statuses
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_results_dir_split_the_cells(tmp_path):
     suite, results = _suite(tmp_path), tmp_path / "results"
     # Create the store first so both processes race on cells, not on schema creation.
@@ -113,6 +117,7 @@ def test_two_processes_on_one_results_dir_split_the_cells(tmp_path):
     _assert_each_cell_finished_once(results, 9)
 
 
+@pytest.mark.slow
 def test_same_command_twice_gives_identical_assignments(run_cli, results_dir):
     args = ("-d", "digits", "-e", "pixels", "-c", "kmeans", "-c", "agglomerative", "-c", "hdbscan", "-c", "kmeans:backend=sklearn")
     _, _, _, first = run_cli(*args)
@@ -142,6 +147,7 @@ def test_half_written_cache_entry_is_never_read(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
 
 
+@pytest.mark.slow
 def test_deepcluster_twice_gives_identical_assignments(tmp_path):
     # Two separate results directories: the second run trains from scratch, no checkpoint reuse.
     import json

@@ -118,6 +118,7 @@ def test_word2vec_and_glove_text_files_load(tmp_path):
         load_vectors(str(tmp_path / "missing.bin"))
 
 
+@pytest.mark.slow
 def test_k_semantic_end_to_end(run_cli, results_dir, tmp_path, classifier, vectors):
     threshold = 0.3
     weights, logits = classifier
@@ -210,6 +211,7 @@ def test_semantic_k_needs_word_vectors(run_cli):
     assert status == 2 and "needs word vectors" in err
 
 
+@pytest.mark.slow
 def test_semantic_cell_after_a_plain_cell_on_the_same_embedding(run_cli, classifier, vectors):
     # The first cell embeds without logits; the semantic cell in the same run must still get them.
     weights, logits = classifier

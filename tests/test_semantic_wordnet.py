@@ -55,6 +55,7 @@ def test_missing_wordnet_data_is_refused_before_anything_runs(run_cli, tmp_path,
     assert "WordNet 3.0 not found" in err and "apt-get install wordnet-base" in err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 def test_semantic_k_through_wordnet_on_fashion_mnist_with_the_pretrained_network(run_cli, results_dir, tmp_path):
     status, _, err, summary = run_cli("-d", "fashion-mnist:split=test,limit=300", "-e", "efficientnet-lite0", "-c", "kmeans",

@@ -111,6 +111,7 @@ def test_video_frames_name_their_video_and_time(tmp_path):
     assert list(data.items[SOURCE_COLUMN]) == expected and expected[1] == "clips/a.mp4@0.50s"
 
 
+@pytest.mark.slow
 def test_a_real_run_names_each_file_beside_its_cluster(run_cli, results_dir, tmp_path):
     """Files named after their colour, interleaved: each name must sit in the row of its own
     cluster, the files of one colour share a cluster, and different colours do not."""

@@ -67,6 +67,7 @@ def test_every_nth_frame_and_max_frames(videos):
     assert data.images.shape[1:] == (16, 16, 3)
 
 
+@pytest.mark.slow
 def test_kmeans_separates_the_classes_and_scores_the_videos(run_cli, videos, results_dir):
     status, _, err, summary = run_cli("-d", f"video:root={videos},fps=4", "-e", "pixels:size=8", "-c", "kmeans")
     assert status == 0, err
@@ -84,6 +85,7 @@ def test_kmeans_separates_the_classes_and_scores_the_videos(run_cli, videos, res
     assert lines[2].split(",")[-1] == "circle/clip0.mp4@0.30s"  # fps=4 at 10 frames/s: frame 3
 
 
+@pytest.mark.slow
 def test_deepcluster_trains_on_video_frames_end_to_end(run_cli, videos, results_dir):
     """The second reference experiment in small: DeepCluster's AlexNet trained on frames, then k-means."""
     # sobel=false: the two classes differ in colour as well as shape, and Sobel keeps only grey gradients
@@ -106,6 +108,7 @@ def test_deepcluster_trains_on_video_frames_end_to_end(run_cli, videos, results_
     assert [m.step for m in history] == [0, 1] and all(m.value > 0 for m in history)
 
 
+@pytest.mark.slow
 def test_a_folder_without_videos_is_one_line(run_cli, tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     status, _, err, summary = run_cli("-d", f"video:root={tmp_path / 'empty'}", "-e", "pixels", "-c", "kmeans:k=2")
@@ -130,6 +133,7 @@ def test_corrupt_and_empty_videos_are_skipped_with_a_warning_naming_each(videos,
         DATASETS.create(f"video:root={root},fps=2,strict=true").load()
 
 
+@pytest.mark.slow
 def test_strict_corrupt_video_fails_the_cell_in_one_line(run_cli, tmp_path):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "bad.mkv").write_bytes(b"not a video at all" * 10)
@@ -195,6 +199,7 @@ def test_vid_every_and_max_per_snippet(vid_root):
     assert data.items["frame"].tolist() == [0, 0]
 
 
+@pytest.mark.slow
 def test_vid_through_the_cli_and_env_root(run_cli, vid_root, monkeypatch):
     monkeypatch.setenv("CLUSTERBENCH_DATA", str(vid_root.parent))
     status, _, err, summary = run_cli("-d", "imagenet-vid:split=train", "-e", "pixels", "-c", "kmeans")
@@ -203,6 +208,7 @@ def test_vid_through_the_cli_and_env_root(run_cli, vid_root, monkeypatch):
     assert cell["params"]["n_images"] == 7 and cell["params"]["n_classes"] == 2 and "video_nmi" in cell["metrics"]
 
 
+@pytest.mark.slow
 def test_vid_root_without_annotations_is_one_line(run_cli, vid_root):
     import shutil
 
