@@ -1,12 +1,12 @@
 """The HTML report: one self-contained file (tables, rank plot and every picture inline as data
-URIs; no scripts, fonts or images from elsewhere) that opens offline and reads on a phone.
+URIs; no scripts, fonts or images from elsewhere) that opens offline and reads on a phone. The
+markup lives in templates (``report*.html.j2`` beside the shared stylesheet); here the numbers.
 
 The page is a list of sections: :data:`SECTIONS` holds builders ``f(report) -> str`` (HTML);
 :func:`add_section` appends another (e.g. a K table) without touching the ones here."""
 
 from __future__ import annotations
 
-import html
 import io
 import math
 import tempfile
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clusterbench.explain.panels import page, png_data_uri
+from clusterbench.pages import png_data_uri
+from clusterbench.pages import render as render_template
 
 from .aggregate import (
     Aggregate,
@@ -31,6 +32,9 @@ from .pictures import ARTIFACT_DIR, FILES
 
 SHOWN = ("nmi", "ari", "acc", "silhouette", "n_clusters", "noise_fraction")
 PICTURES = ("gallery", "contingency", "map", "sizes")
+# The MLflow 3 UI keeps one workflow switch (GenAI / model training) for every experiment and
+# reads it from the link: a run linked without it may open on the GenAI pages.
+UI_QUERY = "?workflowType=machine_learning"
 
 
 @dataclass
@@ -56,8 +60,9 @@ class Report:
 Section = Callable[[Report], str]
 
 
-def _esc(v) -> str:
-    return html.escape(str(v))
+def run_link(base: str) -> Callable[[str, str], str]:
+    """A run's page in the MLflow UI at ``base``, opened on the model-training view."""
+    return lambda exp_id, run_id: f"{base.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}{UI_QUERY}"
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -76,58 +81,37 @@ def mean_std(agg: Aggregate, metric: str) -> str:
     return f"{fmt(agg.mean[metric])} ± {fmt(agg.std[metric])}"
 
 
-def _runs_links(report: Report, exp: Experiment, agg: Aggregate) -> str:
-    links = []
-    for r in sorted(agg.records, key=lambda r: (r.seed is None, r.seed)):
-        url = report.run_url(exp.id, r.run_id) if r.run_id else None
-        text = f"seed {r.seed}"
-        links.append(f'<a href="{_esc(url)}">{_esc(text)}</a>' if url else _esc(text))
-    return " ".join(links)
+def _runs(report: Report, exp: Experiment, agg: Aggregate) -> list[tuple[str, str | None]]:
+    """(text, link) per seed of a configuration."""
+    records = sorted(agg.records, key=lambda r: (r.seed is None, r.seed))
+    return [(f"seed {r.seed}", report.run_url(exp.id, r.run_id) if r.run_id else None) for r in records]
 
 
 def summary_section(report: Report) -> str:
-    out = ["<h2>Mean ± std over seeds</h2>",
-           f"<p class=note>Sample std (ddof=1) over each configuration's seeds; n = seeds. "
-           f"★ marks the best mean {_esc(report.sort)} per dataset.</p>"]
+    experiments = []
     for exp in report.experiments:
         best = set(best_per_dataset(exp.aggregates, report.sort).values())
-        head = ["dataset", "embedder", "clusterer", "K, reducer", "n"] + list(SHOWN) + ["runs"]
         rows = []
         for a in exp.aggregates:
             r0 = a.records[0]
             star = " ★" if a.config in best else ""
-            cells = [_esc(r0.dataset), _esc(r0.embedder), _esc(r0.clusterer) + star, _esc(setting(a.config)),
-                     str(len(a.records))]
-            cells += [mean_std(a, m) for m in SHOWN] + [_runs_links(report, exp, a)]
-            rows.append(f"<tr{' class=best' if star else ''}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        out.append(f"<h3>{_esc(exp.name)} ({len(exp.records)} runs, {len(exp.aggregates)} configurations)</h3>"
-                   + _table(head, rows))
-    return "".join(out)
-
-
-def _table(head: list[str], rows: list[str]) -> str:
-    return ("<div class=scroll><table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head)
-            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+            cells = [r0.dataset, r0.embedder, r0.clusterer + star, setting(a.config), str(len(a.records))]
+            rows.append({"best": bool(star), "cells": cells + [mean_std(a, m) for m in SHOWN],
+                         "runs": _runs(report, exp, a)})
+        experiments.append({"name": exp.name, "n_runs": len(exp.records), "rows": rows})
+    head = ["dataset", "embedder", "clusterer", "K, reducer", "n", *SHOWN, "runs"]
+    return render_template("report_summary.html.j2", experiments=experiments, head=head, sort=report.sort)
 
 
 def ranks_section(report: Report) -> str:
-    out = ["<h2>Average rank across datasets</h2>"]
+    experiments = []
     for exp in report.experiments:
         ranks, datasets = average_ranks(exp.aggregates, report.sort)
-        if not ranks:
-            out.append(f"<p class=note>{_esc(exp.name)}: no dataset where every method ran.</p>")
-            continue
-        cd = critical_difference(len(ranks), len(datasets))
-        rows = [f"<tr><td>{_esc(short(m))}</td><td>{r:.2f}</td></tr>" for m, r in sorted(ranks.items(), key=lambda kv: kv[1])]
-        out.append(f"<h3>{_esc(exp.name)}</h3><p class=note>By mean {_esc(report.sort)} on {len(datasets)} dataset(s): "
-                   f"{_esc(', '.join(datasets))}. Rank 1 is best.</p>" + _table(["method", "average rank"], rows))
-        if len(datasets) >= 3 and len(ranks) >= 2:
-            out.append(f'<img class=plot alt="critical-difference view" src="{png_data_uri(cd_plot(ranks, cd))}">'
-                       f"<p class=note>Nemenyi critical difference at α = 0.05: {cd:.2f} ranks; methods whose "
-                       "average ranks differ by less are joined by a bar (not significantly different).</p>")
-        else:
-            out.append("<p class=note>A critical-difference view needs at least 3 datasets.</p>")
-    return "".join(out)
+        cd = critical_difference(len(ranks), len(datasets)) if ranks else None
+        plot = png_data_uri(cd_plot(ranks, cd)) if len(datasets) >= 3 and len(ranks) >= 2 else None
+        experiments.append({"name": exp.name, "datasets": datasets, "cd": cd, "plot": plot,
+                            "ranks": [(short(m), r) for m, r in sorted(ranks.items(), key=lambda kv: kv[1])]})
+    return render_template("report_ranks.html.j2", experiments=experiments, sort=report.sort)
 
 
 def cd_plot(ranks: dict[str, float], cd: float | None) -> bytes:
@@ -166,22 +150,19 @@ def cd_plot(ranks: dict[str, float], cd: float | None) -> bytes:
 
 
 def pictures_section(report: Report) -> str:
-    out = ["<h2>Pictures</h2><p class=note>Of each configuration's lowest seed: gallery (nearest the centre, "
-           "random, lowest silhouette), contingency matrix, 2-D map, cluster sizes. Best per dataset open.</p>"]
+    items = []
     for exp in report.experiments:
         best = set(best_per_dataset(exp.aggregates, report.sort).values())
         for a in exp.aggregates:
             run = min(a.records, key=lambda r: (r.seed is None, r.seed))
-            imgs = []
+            pictures = []
             for kind in PICTURES:
                 png = report.picture(run.run_id, f"{ARTIFACT_DIR}/{FILES[kind]}") if run.run_id else None
                 if png:
-                    imgs.append(f'<figure><img alt="{_esc(kind)}" src="{png_data_uri(png)}">'
-                                f"<figcaption>{_esc(kind)}</figcaption></figure>")
-            body = "".join(imgs) or "<p class=note>no pictures in this run (run with pictures on).</p>"
-            summary = f"{_esc(short(a.config))} — {report.sort} {mean_std(a, report.sort)}"
-            out.append(f"<details{' open' if a.config in best else ''}><summary>{summary}</summary>{body}</details>")
-    return "".join(out)
+                    pictures.append((kind, png_data_uri(png)))
+            items.append({"best": a.config in best, "pictures": pictures,
+                          "summary": f"{short(a.config)} — {report.sort} {mean_std(a, report.sort)}"})
+    return render_template("report_pictures.html.j2", items=items)
 
 
 SECTIONS: list[Section] = [summary_section, ranks_section, pictures_section]
@@ -194,26 +175,11 @@ def add_section(builder: Section, before: Section | None = None) -> None:
     SECTIONS.insert(SECTIONS.index(before) if before in SECTIONS else len(SECTIONS), builder)
 
 
-_STYLE = """
-h2{font-size:1.1em;margin-top:1.4em;border-bottom:1px solid #ccc}h3{font-size:1em}
-div.scroll{overflow-x:auto;max-width:100%}td,th{white-space:nowrap;font-variant-numeric:tabular-nums}
-tr.best td{background:#fff6d5;font-weight:600}
-details{margin:0.4em 0;border:1px solid #ddd;border-radius:6px;padding:0.3em 0.6em}
-summary{cursor:pointer;font-size:0.9em;word-break:break-all}
-figure{margin:0.5em 0}figure img,img.plot{max-width:100%;height:auto;display:block}
-figcaption{font-size:0.8em;color:#666}
-@media (max-width:640px){body{margin:0.4em}
-  table{display:table;width:auto;font-size:0.8em}thead{display:table-header-group}tbody{display:table-row-group}
-  tr{display:table-row;border:none;margin:0;padding:0}th,td{display:table-cell;width:auto;padding:3px 5px;border-bottom:1px solid #ddd}
-  td:first-child,th:first-child{position:sticky;left:0;background:#fff}tr.best td:first-child{background:#fff6d5}}
-"""
-
-
 def render(report: Report, sections: list[Section] | None = None) -> str:
-    body = [f"<h1>{_esc(report.title)}</h1><p class=note>Generated {time.strftime('%Y-%m-%d %H:%M')}; "
-            f"{sum(len(e.records) for e in report.experiments)} finished cell runs.</p>"]
-    body += [builder(report) for builder in (SECTIONS if sections is None else sections)]
-    return page(report.title, "".join(body), _STYLE)
+    """The page: report.html.j2 around each section's HTML, in order."""
+    html = [builder(report) for builder in (SECTIONS if sections is None else sections)]
+    return render_template("report.html.j2", title=report.title, generated=time.strftime("%Y-%m-%d %H:%M"),
+                           n_runs=sum(len(e.records) for e in report.experiments), sections=html)
 
 
 # -- from an MLflow store ---------------------------------------------------------------------------
@@ -250,8 +216,7 @@ def from_store(client, uri: str, experiments, sort: str = "nmi", ui_url: str | N
                 cache[(run_id, name)] = None
         return cache[(run_id, name)]
 
-    return Report("clusterbench report", exps, sort, lambda exp_id, run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}",
-                  picture, tmp)
+    return Report("clusterbench report", exps, sort, run_link(base), picture, tmp)
 
 
 def _quiet_download(client, run_id: str, name: str, dst: str) -> str:

@@ -67,6 +67,5 @@ def _log(tracker, parent_id: str, results, title: str, html: bool) -> None:
                 return None
 
         base = tracker.uri.rstrip("/") if tracker.uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-        report = html_report.Report(f"clusterbench: {title}", [exp], "nmi",
-                                    lambda exp_id, run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}", picture)
+        report = html_report.Report(f"clusterbench: {title}", [exp], "nmi", html_report.run_link(base), picture)
         tracker.log_text(parent_id, "report.html", html_report.render(report))
