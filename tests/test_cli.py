@@ -66,6 +66,7 @@ def test_default_job_runs_quick_suite_and_tracks_everything(quick_run, tmp_path,
     assert lines[18].endswith(",digits#17")  # every digit named by its place in sklearn's set
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_cells_and_reuses_embeddings(run_cli, results_dir):
     run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans")
     status, _, err, summary = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "-c", "kmeans:k=12")
@@ -77,6 +78,7 @@ def test_rerun_skips_finished_cells_and_reuses_embeddings(run_cli, results_dir):
     assert forced["cells"][0]["cached"] is False
 
 
+@pytest.mark.slow
 def test_a_network_cell_records_its_throughput_flops_and_how_it_ran(run_cli, results_dir):
     import torchvision
     from torch.utils.flop_counter import FlopCounterMode
@@ -99,6 +101,7 @@ def test_a_network_cell_records_its_throughput_flops_and_how_it_ran(run_cli, res
     assert "gpu_peak_memory_mb" not in m
 
 
+@pytest.mark.slow
 def test_seeds_and_k_flags_shape_the_grid(run_cli):
     status, _, _, summary = run_cli("-d", "digits:limit=500", "-e", "pixels", "-c", "kmeans", "--k", "7", "--seed", "1", "--seed", "2")
     assert status == 0
@@ -106,6 +109,7 @@ def test_seeds_and_k_flags_shape_the_grid(run_cli):
     assert all(c["metrics"]["n_clusters"] == 7 for c in summary["cells"])
 
 
+@pytest.mark.slow
 def test_reducer_is_applied_and_recorded(run_cli):
     status, _, _, summary = run_cli("-d", "digits", "-e", "pixels", "-c", "kmeans", "--reduce", "pca=16,whiten=true,l2=true")
     cell = summary["cells"][0]
@@ -130,6 +134,7 @@ def test_usage_errors_exit_2_with_one_line(run_cli, args, message):
     assert summary is None
 
 
+@pytest.mark.slow
 def test_cell_failures_are_isolated_and_exit_1(run_cli, results_dir, tmp_path):
     (tmp_path / "empty").mkdir()  # exists (a missing root is refused before anything runs) but holds no images
     status, out, err, summary = run_cli("-d", "digits:limit=50", "-d", f"folder:root={tmp_path}/empty",
@@ -147,6 +152,7 @@ def test_cell_failures_are_isolated_and_exit_1(run_cli, results_dir, tmp_path):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_unlabeled_data_without_k_asks_for_k(run_cli, tmp_path):
     from PIL import Image
 
@@ -186,6 +192,7 @@ def test_console_script_no_traceback_for_bad_results_dir(tmp_path):
     assert proc.stderr.strip().startswith("clusterbench: error: results directory") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_json_summary_is_valid_for_failed_cells_too(run_cli):
     _, _, _, summary = run_cli("-d", "digits:limit=30", "-e", "pixels", "-c", "kmeans:k=40")
     cell = summary["cells"][0]
@@ -222,6 +229,7 @@ class _Terminal:
         return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [(), ("--no-progress",)])
 def test_progress_bars_on_a_terminal_unless_no_progress(results_dir, monkeypatch, flags):
     terminal = _Terminal()
@@ -234,6 +242,7 @@ def test_progress_bars_on_a_terminal_unless_no_progress(results_dir, monkeypatch
     assert ("%|" in drawn and "batch/s" in drawn) == (not flags)
 
 
+@pytest.mark.slow
 def test_bench_prints_the_figures_page(capsys):
     assert main(["bench", "--quick"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -263,6 +272,7 @@ def _ratio(name: str, ours: float, reference: float) -> float:
     return reference / ours if "seconds" in name else ours / reference
 
 
+@pytest.mark.slow
 def test_a_skipped_file_is_one_warning_line_from_the_console_script(tmp_path):
     import numpy as np
     from PIL import Image

@@ -23,6 +23,7 @@ def blobs(tmp_path):
     return tmp_path, X, y
 
 
+@pytest.mark.slow
 def test_npy_features_are_memory_mapped_and_clustered_with_identity(blobs, cli, store, results_dir):
     folder, X, y = blobs
     data = DATASETS.create(f"features:path={folder / 'X.npy'},labels={folder / 'y.npy'}").load()
@@ -104,6 +105,7 @@ def test_bad_feature_files_are_one_line_and_exit_2(blobs, run_cli, case, expecte
     assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_clusterers_say_up_front_what_they_do_above_their_size(blobs, cli, store):
     folder, X, y = blobs
     spec = f"features:path={folder / 'X.npy'},labels={folder / 'y.npy'}"

@@ -47,6 +47,7 @@ def _png(client, run_id, name, dst) -> Image.Image:
     return Image.open(client.download_artifacts(run_id, name, str(dst))).convert("RGB")
 
 
+@pytest.mark.slow
 def test_every_cell_run_has_pictures_and_shows_its_dataset(store, tmp_path):
     _, _, client, cells, _ = store
     assert len(cells) == 18
@@ -67,6 +68,7 @@ def test_every_cell_run_has_pictures_and_shows_its_dataset(store, tmp_path):
         assert arr.std() > 10, name
 
 
+@pytest.mark.slow
 def test_contingency_numbers_are_sklearns(store, tmp_path):
     from sklearn.metrics.cluster import contingency_matrix
 
@@ -87,6 +89,7 @@ def test_contingency_numbers_are_sklearns(store, tmp_path):
     assert np.trace(counts[: counts.shape[1]]) == expected[r, c].sum()
 
 
+@pytest.mark.slow
 def test_the_suite_run_holds_mean_and_std_over_seeds_as_numpy_gives_them(store, tmp_path):
     _, _, client, cells, parent = store
     by_config: dict[str, list[float]] = {}
@@ -120,6 +123,7 @@ def html_report(store):
     return path
 
 
+@pytest.mark.slow
 def test_report_shows_mean_std_ranks_best_and_pictures_in_one_offline_file(html_report):
     text = html_report.read_text()
     assert not _external_resources(text), _external_resources(text)[:3]
@@ -133,6 +137,7 @@ def test_report_shows_mean_std_ranks_best_and_pictures_in_one_offline_file(html_
     assert "mean ± std over seeds" in md and "average rank" in md
 
 
+@pytest.mark.slow
 def test_report_options_of_before_still_work(store, capsys):
     _, results, *_ = store
     assert main(["report", "--results", str(results), "--suite", "pics", "--sort", "ari"]) == 0
@@ -148,6 +153,7 @@ def _screenshot(url: str, out: Path) -> Image.Image:
     return Image.open(out).convert("RGB")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)")
 @pytest.mark.parametrize("width", [1400, 390])
 def test_headless_chromium_renders_the_report(html_report, tmp_path, width):
@@ -164,6 +170,7 @@ def test_headless_chromium_renders_the_report(html_report, tmp_path, width):
     assert arr.std() > 15 and len(img.getcolors(maxcolors=1 << 20) or range(99999)) > 50  # text, tables, images
 
 
+@pytest.mark.slow
 def test_pictures_false_leaves_none(run_cli, results_dir, tmp_path):
     status, _, err, summary = run_cli("-d", "digits:limit=150", "-e", "pixels", "-c", "kmeans", "--pictures", "false")
     assert status == 0, err
@@ -241,6 +248,7 @@ def test_the_terminal_table_fits_100_columns_and_shows_throughput_only_for_netwo
     assert re.search(r"agglomerative:linkage=ward\s+0\s+10\s+classes\s+0\.868", out)
 
 
+@pytest.mark.slow
 def test_report_html_needs_no_network_even_in_its_style(html_report):
     text = html_report.read_text()
     style = re.search(r"<style>(.*?)</style>", text, re.S).group(1)

@@ -41,6 +41,7 @@ def child_run(store: str, run_id: str):
     return client, client.get_run(run_id)
 
 
+@pytest.mark.slow
 def test_k_auto_on_digits_finds_the_silhouette_peak(cli, store, results_dir, tmp_path, capsys):
     status, _, err, summary = cli(*KM, "--k", "auto")
     assert status == 0, err
@@ -84,6 +85,7 @@ def test_k_auto_on_digits_finds_the_silhouette_peak(cli, store, results_dir, tmp
 
 
 
+@pytest.mark.slow
 def test_the_same_command_again_resumes_the_stored_study(cli, store, results_dir):
     args = ("-d", "digits:limit=400", "-e", "pixels", "-c", "kmeans", "--k", "auto", "--tune", "k_max=8")
     status, _, err, first = cli(*args)
@@ -119,6 +121,7 @@ def clusterers():
     return CLUSTERERS
 
 
+@pytest.mark.slow
 def test_more_trials_later_continue_the_study_and_dead_workers_trials_are_redone(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     quiet = {"log": lambda msg: None}
@@ -174,6 +177,7 @@ def test_label_objective_in_a_suite_file_is_refused(run_cli, tmp_path):
     assert status == 2 and "label-based" in err and "leak" in err
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_the_study_goes_on(cli, store, results_dir):
     # Micro-clusters: 12 of them, so every K above 12 fails inside the clusterer.
     status, _, err, summary = cli("-d", "digits:limit=500", "-e", "pixels", "-c", "agglomerative:linkage=ward,max_points=100,n_micro=12",
@@ -191,6 +195,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(cli, store, results_d
     assert sum(flags.values()) == 4
 
 
+@pytest.mark.slow
 def test_agglomerative_tunes_its_linkage_and_hdbscan_its_density_parameters(cli):
     status, _, err, summary = cli("-d", "digits:limit=300", "-e", "pixels", "-c", "agglomerative", "-c", "hdbscan",
                                       "--k", "auto", "--tune", "k_max=6,n_trials=8")
@@ -206,6 +211,7 @@ def test_agglomerative_tunes_its_linkage_and_hdbscan_its_density_parameters(cli)
     assert hdb["k"] == summary["cells"][1]["metrics"]["n_clusters"] >= 2
 
 
+@pytest.mark.slow
 def test_several_objectives_and_a_tuned_pca_dimension(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     cell, data, X = digits_cell(limit=500, objective="silhouette+davies_bouldin", k_max=10, pca_dims="8+16")
@@ -267,12 +273,14 @@ def check_shared_study(url, reports: list[tuple], n: int) -> None:
     assert sorted(t.user_attrs["slot"] for t in trials) == list(range(n))
 
 
+@pytest.mark.slow
 def test_two_processes_complete_one_study_on_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     reports = run_two_workers(url, {"k_max": 25, "n_trials": 16, "sampler": "grid"}, tmp_path)
     check_shared_study(url, reports, 16)
 
 
+@pytest.mark.slow
 def test_two_processes_complete_one_study_on_a_journal_file(tmp_path):
     url = f"journal:{tmp_path / 'optuna.journal'}"
     reports = run_two_workers(url, {"k_max": 17, "n_trials": 10, "sampler": "grid"}, tmp_path)
@@ -327,6 +335,7 @@ def postgres(tmp_path_factory):
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_processes_complete_one_study_on_postgresql(postgres, tmp_path):
     started = time.monotonic()
     reports = run_two_workers(postgres, {"k_max": 21, "n_trials": 12, "sampler": "grid"}, tmp_path)
