@@ -140,8 +140,11 @@ def cmd_run(args) -> int:
         missing = [flag for flag, v in (("-d", args.dataset), ("-e", args.embedder), ("-c", args.clusterer)) if not v]
         if missing:
             raise UserError(f"a grid needs at least one of each of -d, -e, -c; missing {' '.join(missing)}")
-        suite = Suite(name="cli", datasets=[Spec.parse(s) for s in args.dataset],
-                      embedders=[Spec.parse(s) for s in args.embedder],
+        from clusterbench.track.run_names import grid_suite_name
+
+        # named after what it runs, so its experiment and suite runs say so (not all "cli")
+        suite = Suite(name=grid_suite_name(args.dataset, args.embedder, args.clusterer),
+                      datasets=[Spec.parse(s) for s in args.dataset], embedders=[Spec.parse(s) for s in args.embedder],
                       clusterers=[Spec.parse(s) for s in args.clusterer], source="command line")
     else:
         from clusterbench.core.suite import default_suite_path
@@ -257,7 +260,9 @@ def cmd_ui(args) -> int:
         cmd += ["--default-artifact-root", (results / "mlartifacts").as_uri()]
     # MLflow reads this switch from the environment only (no command-line option in 3.x)
     os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "true" if args.jobs else "false"
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}", file=sys.stderr)
+    # the link asks for MLflow's model-training view: the UI otherwise opens on its GenAI pages
+    print(f"MLflow UI on http://{args.host}:{args.port}/#/experiments?workflowType=machine_learning over {uri}",
+          file=sys.stderr)
     os.execv(sys.executable, cmd)
     return EXIT_OK  # not reached
 

@@ -133,7 +133,7 @@ def test_ray_workers_report_to_a_clusterbench_server(tmp_path):
                              "-c", "agglomerative", "--k", "10", "--executor", "ray", "--tracking-uri", url)
         assert done.returncode == 0, done.stderr[-2000:]
         client = mlflow.tracking.MlflowClient(url)
-        experiment = client.get_experiment_by_name("clusterbench/cli")
+        experiment = client.get_experiment_by_name("clusterbench/digits x pixels x kmeans+agglomerative")
         runs = client.search_runs([experiment.experiment_id], filter_string="tags.`clusterbench.role` = 'cell'")
         assert sorted(r.info.run_id for r in runs) == sorted(c["mlflow_run_id"] for c in summary["cells"])
         assert client.list_artifacts(runs[0].info.run_id)  # artifacts went through the server too
