@@ -37,6 +37,7 @@ class Traits:
     needs_labels: bool = False  # K estimators that would leak the labels
     direction: str = "maximize"
     adapted: bool = False  # a plain scikit-learn style class wrapped by the kind's adapter
+    sweeps_k: bool = False  # clusterers: ``sweep(X) -> labels_at(k)`` shares work across a K sweep
     # an entry that stands for a family of classes chosen by its own parameters (``bind_keys``):
     # ``bind(params) -> class`` (``sklearn:estimator=PATH`` binds any installed estimator)
     bind: Callable[[dict], type] | None = field(default=None, compare=False)
@@ -89,6 +90,7 @@ def derive(kind: str, cls: type, *, adapted: bool = False) -> Traits:
         needs_labels=bool(declared(cls, "needs_labels", False)),
         direction=str(declared(cls, "direction", "maximize")),
         adapted=adapted,
+        sweeps_k=callable(declared(cls, "sweep")),
         bind=declared(cls, "bind"),
         bind_keys=params if declared(cls, "bind") is not None else (),
         check_params=declared(cls, "check_params"),

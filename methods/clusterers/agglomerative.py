@@ -8,6 +8,7 @@ built on their centres; every point then takes its micro-cluster's label.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import numpy as np
@@ -74,23 +75,49 @@ class Agglomerative(ClustererBase):
             labels, method = self._micro(X), f"microclusters:{min(self.n_micro, len(X))}"
         return ClusterResult(labels, info={"method": method, "seconds": time.perf_counter() - start})
 
+    def sweep(self, X) -> Callable[[int], np.ndarray]:
+        """Labels at any K from one tree: scipy's linkage built once (on the micro-cluster centres
+        above ``max_points``), cut at each K asked for. ``cut_tree`` gives exactly K clusters, the
+        partition a fit at that K gives (``fcluster``'s maxclust can stop short on tied heights)."""
+        from scipy.cluster.hierarchy import cut_tree, linkage
+
+        X = check_features(X, None, "agglomerative")
+        micro = None
+        if len(X) > self.max_points:
+            micro, X = self._micro_centres(X)
+        self._check_memory(len(X))
+        tree = linkage(X, method=self.linkage)
+
+        def at(k: int) -> np.ndarray:
+            check_k(k, len(X), "agglomerative")
+            labels = cut_tree(tree, n_clusters=int(k)).ravel().astype(np.int64)
+            return labels if micro is None else labels[micro]
+
+        return at
+
+    def _check_memory(self, n: int) -> None:
+        need, have = exact_memory_bytes(n), available_memory_bytes()
+        if need > have:
+            raise UserError(
+                f"agglomerative: exact clustering of {n} points needs ~{need / 2**30:.1f} GiB, "
+                f"{have / 2**30:.1f} GiB available; lower max_points (micro-clusters) or subsample with limit="
+            )
+
     def _exact(self, X: np.ndarray) -> np.ndarray:
         from sklearn.cluster import AgglomerativeClustering
 
-        need, have = exact_memory_bytes(len(X)), available_memory_bytes()
-        if need > have:
-            raise UserError(
-                f"agglomerative: exact clustering of {len(X)} points needs ~{need / 2**30:.1f} GiB, "
-                f"{have / 2**30:.1f} GiB available; lower max_points (micro-clusters) or subsample with limit="
-            )
+        self._check_memory(len(X))
         return AgglomerativeClustering(self.k, linkage=self.linkage).fit_predict(X).astype(np.int64)
 
     def _micro(self, X: np.ndarray) -> np.ndarray:
+        check_k(self.k, min(self.n_micro, len(X)), "agglomerative (micro-clusters)")
+        micro, centres = self._micro_centres(X)
+        return self._exact(centres)[micro]
+
+    def _micro_centres(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each point's micro-cluster, the micro-cluster centres): k-means summarising ``X``."""
         from .kmeans import faiss_kmeans
 
-        m = min(self.n_micro, len(X))
-        check_k(self.k, m, "agglomerative (micro-clusters)")
-        micro, centers, _ = faiss_kmeans(X, m, n_init=1, max_iter=20, seed=self.seed, init="random",
-                                         spherical=False, use_gpu=False)
-        top = self._exact(np.ascontiguousarray(centers, dtype=np.float32))
-        return top[micro]
+        micro, centres, _ = faiss_kmeans(X, min(self.n_micro, len(X)), n_init=1, max_iter=20, seed=self.seed,
+                                         init="random", spherical=False, use_gpu=False)
+        return micro, np.ascontiguousarray(centres, dtype=np.float32)
