@@ -66,3 +66,18 @@ def test_a_command_line_grid_is_named_after_what_it_runs():
     assert grid_suite_name(["digits", "digits:limit=200"], ["pixels"], ["kmeans"]) == "digits x pixels x kmeans"
     many = grid_suite_name([f"dataset-number-{i}" for i in range(6)], ["pixels"], ["kmeans"])
     assert many == "6 datasets x pixels x kmeans"
+
+
+def test_a_grid_run_from_the_command_line_is_named_after_its_grid(run_cli, results_dir):
+    from mlflow.tracking import MlflowClient
+
+    from clusterbench.track.tracking import ROLE_TAG, default_tracking_uri
+
+    status, _, err, summary = run_cli("-d", "digits:limit=150", "-e", "pixels", "-c", "kmeans:n_init=1", "--pictures",
+                                      "false")
+    assert status == 0, err
+    assert summary["suite"] == "digits x pixels x kmeans"
+    client = MlflowClient(default_tracking_uri(results_dir))
+    exp = client.get_experiment_by_name("clusterbench/digits x pixels x kmeans")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'suite'")
+    assert parent.info.run_name.startswith("digits x pixels x kmeans")
