@@ -16,6 +16,7 @@ from pathlib import Path
 
 from clusterbench.core.errors import DataWarning, UserError
 from clusterbench.core.interrupts import request_stop
+from clusterbench.track.regress.command import REGRESSION_COMMANDS, add_regression_commands
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -26,6 +27,17 @@ def _results_dir(args) -> Path:
 
 def _tracking_uri(args) -> str | None:
     return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def _store_uri(args) -> str:
+    """The tracking URI; a results folder's own store, moved or restored from a cache, is first
+    pointed at the artifacts in the folder where it is now (clusterbench.track.portable)."""
+    from clusterbench.track.portable import relocate_store
+    from clusterbench.track.tracking import default_tracking_uri
+
+    uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
+    relocate_store(uri, _results_dir(args) / "mlartifacts")
+    return uri
 
 
 def _add_run(sub) -> None:
@@ -46,6 +58,8 @@ def _add_run(sub) -> None:
     run.add_argument("--tune", metavar="KEY=VALUE,...", help="settings for --k auto / semantic, e.g. objective=davies_bouldin,"
                      "n_trials=30,k_max=20 or vectors=PATH,threshold=0.5 (override the suite's [tune] table)")
     run.add_argument("--json", metavar="PATH", help="write a machine-readable summary of every cell")
+    run.add_argument("--revision", metavar="LABEL", help="what this run measures, for compare and history (default: "
+                     "the git commit of the repository holding the suite file)")
     run.add_argument("--force", action="store_true", help="recompute cells, embeddings and studies already done")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--explain", type=int, default=0, metavar="N", help="put a Grad-CAM panel of N images into "
@@ -63,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     _add_run(sub)
+    add_regression_commands(sub)  # compare, baseline, history
 
     lst = sub.add_parser("list", help="list datasets, embedders, clusterers with their parameters")
     lst.add_argument("what", nargs="?", choices=["datasets", "embedders", "clusterers", "k-estimators"])
@@ -171,6 +186,7 @@ def cmd_run(args) -> int:
     executor = make_executor(args.executor, args.ray_address)  # Ray missing or its head unreachable: one line
     runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
                     optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures, executor=executor)
+    runner.revision = args.revision
     results = runner.run(suite, checked)
     print_table(results)
     from clusterbench.run.recommendations import summary_line
@@ -181,7 +197,8 @@ def cmd_run(args) -> int:
         from clusterbench.core.atomic import write_json
 
         write_json(args.json, {"suite": suite.name, "cells": [r.to_json() for r in results],
-                               "recommendations": runner.recommendations})
+                               "recommendations": runner.recommendations, "calibration_seconds": runner.calibration,
+                               **{k.rpartition(".")[2]: v for k, v in (runner.revision_tags or {}).items()}})
     return EXIT_CELL_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
@@ -223,12 +240,11 @@ def cmd_list(args) -> int:
 
 def cmd_report(args) -> int:
     from clusterbench.track.report import report
-    from clusterbench.track.tracking import default_tracking_uri
 
     for flag, path in (("--html", args.html), ("--markdown", args.markdown)):
         if path:
             _check_writable(Path(path), flag)
-    uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
+    uri = _store_uri(args)
     text = report(uri, experiment=args.experiment, sort=args.sort, html_path=args.html, ui_url=args.ui_url)
     print(text)
     if args.markdown:
@@ -244,12 +260,12 @@ def cmd_report(args) -> int:
 def cmd_ui(args) -> int:
     """``mlflow ui`` sized for one person: one server process and no job runner (MLflow's defaults,
     4 workers and a job runner with 7 consumers, are 16 processes and ~2.9 GB here)."""
-    from clusterbench.track.tracking import default_tracking_uri, mark_experiment_kinds
+    from clusterbench.track.tracking import mark_experiment_kinds
 
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: give at least 1")
     results = _results_dir(args)
-    uri = _tracking_uri(args) or default_tracking_uri(results)
+    uri = _store_uri(args)
     try:  # experiments from before the kind tag open on the runs table too
         mark_experiment_kinds(uri)
     except Exception as e:  # noqa: BLE001 - the UI still starts; MLflow reports a broken store itself
@@ -303,16 +319,15 @@ def cmd_explain(args) -> int:
 
 def cmd_export(args) -> int:
     from clusterbench.export import export
-    from clusterbench.track.tracking import default_tracking_uri
 
-    uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
+    uri = _store_uri(args)
     export(uri, args.out, experiment=args.experiment, cell=args.cell, copy=args.copy,
            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     return EXIT_OK
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "ui": cmd_ui, "server": cmd_server, "bench": cmd_bench,
-            "explain": cmd_explain, "export": cmd_export}
+            "explain": cmd_explain, "export": cmd_export, **REGRESSION_COMMANDS}
 
 
 _python_format_warning = warnings.formatwarning

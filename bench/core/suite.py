@@ -15,7 +15,9 @@ from clusterbench.core.errors import UserError
 from clusterbench.core.reduce import Reducer
 from clusterbench.core.registry import Spec
 
-SUITE_KEYS = {"name", "description", "datasets", "embedders", "clusterers", "seeds", "k", "reduce", "tune", "pictures"}
+# gate: tolerances for clusterbench compare (read there, clusterbench.track.regress.rules)
+SUITE_KEYS = {"name", "description", "datasets", "embedders", "clusterers", "seeds", "k", "reduce", "tune", "pictures",
+              "gate"}
 K_MODES = ("auto", "semantic")
 
 

@@ -31,6 +31,10 @@ def validate_cells(cells: list[Cell]) -> list[Cell]:
 
 
 class Runner:
+    revision: str | None = None  # run --revision LABEL (default: the suite repository's git commit)
+    calibration: float | None = None  # the last run's calibration seconds (clusterbench.run.calibration)
+    revision_tags: dict | None = None  # the last run's revision and dirty flag (clusterbench.run.revision)
+
     def __init__(self, results_dir: str | Path = "results", tracking_uri: str | None = None, force: bool = False,
                  progress: bool = True, log=None, optuna_storage: str | None = None, explain: int = 0,
                  pictures: bool | None = None, executor=None, fresh: bool = False):
@@ -90,9 +94,15 @@ class Runner:
             self.log(f"skipped {cell.key}: {reason}")
         recorder = self._open(suite)
         done = {} if self.force else recorder.finished_cells()
+        from clusterbench.run.calibration import calibration_seconds
+        from clusterbench.run.revision import suite_revision
+
+        self.calibration = calibration_seconds()  # speed comparable across machines (clusterbench compare)
+        self.revision_tags = suite_revision(suite.source, self.revision)
         parent = recorder.start_suite(suite.name, suite.source, {"suite": suite.name, "n_cells": len(cells),
                                                                  "seeds": suite.seeds, "results_dir": str(self.results_dir)},
-                                      {"git_commit": git_commit()})
+                                      {"git_commit": git_commit(), **self.revision_tags},
+                                      calibration=self.calibration)
         results = [CellResult(cell, status="skipped", error=reason) for cell, reason in checked.skipped]
         status, self.recommendations = "FAILED", []
         try:

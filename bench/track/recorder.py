@@ -26,10 +26,13 @@ class Recorder:
         return self.tracker.experiment_name
 
     # -- the suite ----------------------------------------------------------------------------------
-    def start_suite(self, name: str, source: str, params: dict, tags: dict) -> str:
+    def start_suite(self, name: str, source: str, params: dict, tags: dict, calibration: float | None = None) -> str:
         parent = self.tracker.start_run(suite_run_name(name, datetime.now()),
                                         {ROLE_TAG: "suite", "suite": name, "suite_file": source, **tags})
         self.tracker.log_params(parent, params)
+        if calibration is not None:  # the machine's speed beside the timings (clusterbench compare)
+            self.tracker.log_params(parent, {"calibration_seconds": f"{calibration:.6g}"})
+            self.tracker.log_metrics(parent, {"calibration_seconds": calibration})
         return parent
 
     def finish_suite(self, parent: str, results, status: str, title: str, html: bool,

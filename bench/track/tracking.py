@@ -151,6 +151,10 @@ class Tracker:
 
         self.uri = tracking_uri
         self.experiment_name = experiment
+        if artifact_root is not None:  # a moved or restored results folder writes into itself
+            from .portable import relocate_store
+
+            relocate_store(tracking_uri, artifact_root)
         self.client = _Shielded(MlflowClient(tracking_uri))
         try:
             exp = self.client.get_experiment_by_name(experiment)
