@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.faults import as_fault, faults_named
 
 
 def default_storage_url(results_dir) -> str:
@@ -89,6 +90,9 @@ def open_storage(url: str, heartbeat: int, on_stale):
             raise UserError(f"optuna storage {redact(url)}: its database driver ({driver})"
                             " is not installed; PostgreSQL: pip install psycopg2-binary (postgresql+psycopg2://)") from None
         except Exception as e:  # noqa: BLE001 - store problems of any kind get one line
+            fault = as_fault(e, sqlite_path(url) or redact(url))  # damaged, full, read-only: no retry helps
+            if fault is not None:
+                raise fault from None
             last = e
             time.sleep(0.2 * (attempt + 1))
     raise UserError(f"optuna storage {redact(url)}: {type(last).__name__}: {(str(last).strip().splitlines() or [''])[0]}")
@@ -162,6 +166,10 @@ class SharedStudy:
 
     def prepare(self, force: bool, attrs: dict) -> tuple[bool, int]:
         """Create or load the study and queue its missing slots: (new study, slots queued now)."""
+        with faults_named(sqlite_path(self.url) or journal_path(self.url)):
+            return self._prepare(force, attrs)
+
+    def _prepare(self, force: bool, attrs: dict) -> tuple[bool, int]:
         with locked_storage(self.url, self.name, self.cfg.heartbeat, self._on_stale) as self.storage:
             if force:
                 with contextlib.suppress(KeyError):
@@ -197,7 +205,12 @@ class SharedStudy:
                         self._on_stale(self.study, self.storage.get_trial(t._trial_id))
 
     def work(self, objective, timeout: float | None) -> None:
-        """Run queued trials until none is left here nor running elsewhere (or ``timeout`` passed)."""
+        """Run queued trials until none is left here nor running elsewhere (or ``timeout`` passed);
+        a full disk or a damaged store is one line naming the store file."""
+        with faults_named(sqlite_path(self.url) or journal_path(self.url)):
+            self._work(objective, timeout)
+
+    def _work(self, objective, timeout: float | None) -> None:
         deadline, announced = (None if timeout is None else time.monotonic() + timeout), False
         while deadline is None or time.monotonic() < deadline:
             if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):

@@ -19,6 +19,7 @@ import numpy as np
 from clusterbench.core.atomic import atomic_file, write_json
 from clusterbench.core.contracts import Classes, Embedding, EmbedStats
 from clusterbench.core.errors import DataWarning
+from clusterbench.core.faults import faults_named
 from clusterbench.core.hashing import file_sha256
 
 
@@ -66,7 +67,8 @@ class EmbeddingCache:
 
     def store(self, key: str, embedding: Embedding) -> None:
         arrays_paths, record_path = self._paths(key)
-        self.root.mkdir(parents=True, exist_ok=True)
+        with faults_named(self.root):  # a full or read-only disk: one line naming the cache (atomic_file names each file)
+            self.root.mkdir(parents=True, exist_ok=True)
         arrays = {"features": embedding.features}
         if embedding.logits is not None:
             arrays["logits"] = embedding.logits
