@@ -14,11 +14,15 @@ import threading
 import warnings
 from pathlib import Path
 
+from clusterbench.core.arguments import OneLineParser, declare_values
 from clusterbench.core.errors import DataWarning, UserError
+from clusterbench.core.faults import StoreFault, fault_line
 from clusterbench.core.interrupts import request_stop
 from clusterbench.track.regress.command import REGRESSION_COMMANDS, add_regression_commands
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE = 0, 1, 2
+# commands that only read a results folder: its --results must exist, and its store is never created
+READING_COMMANDS = {"report", "export", "ui", "compare", "baseline", "history"}
 
 
 def _results_dir(args) -> Path:
@@ -72,8 +76,30 @@ def _add_run(sub) -> None:
                      "cell's run, report.html in the suite's (default: the suite's 'pictures', else true)")
 
 
+def _add_servers(sub) -> None:
+    """``clusterbench server`` and ``clusterbench ui``."""
+    srv = sub.add_parser("server", help="start an MLflow tracking server (the store for workers on several machines)")
+    srv.add_argument("--backend-store-uri", help="database behind it, e.g. postgresql://user:pw@host/mlflow "
+                     "(default: sqlite in RESULTS/server)")
+    srv.add_argument("--artifacts", help="where artifacts go (default RESULTS/server/mlartifacts; a shared path "
+                     "or object store for several machines)")
+    srv.add_argument("--results", help="results directory")
+    srv.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for other machines)")
+    srv.add_argument("--port", type=int, default=5000)
+
+    ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
+    ui.add_argument("--results", help="results directory")
+    ui.add_argument("--tracking-uri")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--workers", type=int, default=1, metavar="N", help="server processes (default 1: enough for one "
+                    "person; MLflow's own default is 4)")
+    ui.add_argument("--jobs", action="store_true", help="also start MLflow's job runner (GenAI scorers and "
+                    "evaluations; clusterbench runs need none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clusterbench", description="Benchmark harness for unsupervised image clustering.")
+    parser = OneLineParser(prog="clusterbench", description="Benchmark harness for unsupervised image clustering.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     _add_run(sub)
@@ -120,25 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--results", help="results directory (default ./results or $CLUSTERBENCH_RESULTS)")
     exp.add_argument("--tracking-uri")
 
-    srv = sub.add_parser("server", help="start an MLflow tracking server (the store for workers on several machines)")
-    srv.add_argument("--backend-store-uri", help="database behind it, e.g. postgresql://user:pw@host/mlflow "
-                     "(default: sqlite in RESULTS/server)")
-    srv.add_argument("--artifacts", help="where artifacts go (default RESULTS/server/mlartifacts; a shared path "
-                     "or object store for several machines)")
-    srv.add_argument("--results", help="results directory")
-    srv.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for other machines)")
-    srv.add_argument("--port", type=int, default=5000)
-
-    ui = sub.add_parser("ui", help="start the MLflow UI over the project's store")
-    ui.add_argument("--results", help="results directory")
-    ui.add_argument("--tracking-uri")
-    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--workers", type=int, default=1, metavar="N", help="server processes (default 1: enough for one "
-                    "person; MLflow's own default is 4)")
-    ui.add_argument("--jobs", action="store_true", help="also start MLflow's job runner (GenAI scorers and "
-                    "evaluations; clusterbench runs need none)")
-    return parser
+    _add_servers(sub)
+    return declare_values(parser, READING_COMMANDS)  # --seed, --port, --results, --json, ... checked as read
 
 
 def cmd_run(args) -> int:
@@ -176,14 +185,14 @@ def cmd_run(args) -> int:
     # every spec against its declared parameters, the reducer, K and the tuning settings, once: a
     # mistake anywhere is refused before anything runs, and the checked cells are what runs
     checked = Runner.check(suite)
-    if args.json:
-        _check_writable(Path(args.json))
-    if args.explain < 0:
-        raise UserError(f"--explain {args.explain}: give a number of images (0: none)")
     pictures = _flag("--pictures", args.pictures)
     from clusterbench.run.executors import make_executor
 
     executor = make_executor(args.executor, args.ray_address)  # Ray missing or its head unreachable: one line
+    # every folder and store the run writes, before its first cell: a read-only cache/ or a full disk
+    from clusterbench.run.preflight import preflight_run
+
+    preflight_run(_results_dir(args), _tracking_uri(args), args.optuna_storage, {"--json": args.json})
     runner = Runner(_results_dir(args), _tracking_uri(args), force=args.force, progress=not args.no_progress,
                     optuna_storage=args.optuna_storage, explain=args.explain, pictures=pictures, executor=executor)
     runner.revision = args.revision
@@ -238,12 +247,32 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def _check_reading(args) -> str:
+    """A reading command's store: there (never created by reading), sound, readable, not held locked."""
+    from clusterbench.track.tracking import check_store, default_tracking_uri
+
+    uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
+    check_store(uri, write=False)
+    return uri
+
+
+def _check_sort(uri: str, args) -> None:
+    """``report --sort``: a metric the store's cells carry (the closest named when not)."""
+    from clusterbench.core.arguments import unknown_choice
+    from clusterbench.track.tracking import metric_names
+
+    names = sorted(metric_names(uri, args.experiment))
+    if names and args.sort not in names:
+        raise UserError(f"--sort {args.sort} {unknown_choice(args.sort, names, 'metric')}")
+
+
 def cmd_report(args) -> int:
     from clusterbench.track.report import report
 
     for flag, path in (("--html", args.html), ("--markdown", args.markdown)):
         if path:
             _check_writable(Path(path), flag)
+    _check_sort(_check_reading(args), args)
     uri = _store_uri(args)
     text = report(uri, experiment=args.experiment, sort=args.sort, html_path=args.html, ui_url=args.ui_url)
     print(text)
@@ -265,6 +294,7 @@ def cmd_ui(args) -> int:
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: give at least 1")
     results = _results_dir(args)
+    _check_reading(args)
     uri = _store_uri(args)
     try:  # experiments from before the kind tag open on the runs table too
         mark_experiment_kinds(uri)
@@ -320,6 +350,7 @@ def cmd_explain(args) -> int:
 def cmd_export(args) -> int:
     from clusterbench.export import export
 
+    _check_reading(args)
     uri = _store_uri(args)
     export(uri, args.out, experiment=args.experiment, cell=args.cell, copy=args.copy,
            log=lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -341,19 +372,31 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a refused value (one line already printed), or --help
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     warnings.formatwarning = _format_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     try:
         return COMMANDS[args.command](args)
+    except StoreFault as e:  # a full disk, a damaged or locked store: status 1 mid-run (cells kept), 2 before
+        print(f"clusterbench: error: {e}", file=sys.stderr)
+        return e.status
     except UserError as e:
         print(f"clusterbench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("clusterbench: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
         return 130
+    except Exception as e:
+        line = fault_line(e)  # a disk or store fault no layer named: still one line
+        if line is None:
+            raise
+        print(f"clusterbench: error: {line}", file=sys.stderr)
+        return EXIT_CELL_FAILED
 
 
 if __name__ == "__main__":

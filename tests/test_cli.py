@@ -153,7 +153,7 @@ def test_cell_failures_are_isolated_and_exit_1(run_cli, results_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_unlabeled_data_without_k_asks_for_k(run_cli, tmp_path):
+def test_unlabeled_data_without_k_gets_the_default_k_estimator(run_cli, tmp_path):
     from PIL import Image
 
     folder = tmp_path / "imgs"
@@ -161,7 +161,8 @@ def test_unlabeled_data_without_k_asks_for_k(run_cli, tmp_path):
     for i in range(6):
         Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
     status, _, _, summary = run_cli("-d", f"folder:root={folder}", "-e", "pixels", "-c", "kmeans")
-    assert status == 1 and "has no labels" in summary["cells"][0]["error"]
+    p = summary["cells"][0]["params"]
+    assert status == 0 and p["k"] == 2 and p["k_source"].endswith("(default: no labels)")  # 6 images: K in 2..2
     status, _, _, summary = run_cli("-d", f"folder:root={folder}", "-e", "pixels", "-c", "kmeans", "--k", "2")
     cell = summary["cells"][0]
     assert status == 0 and cell["metrics"]["nmi"] is None and cell["metrics"]["silhouette"] is not None

@@ -109,8 +109,8 @@ def test_bad_feature_files_are_one_line_and_exit_2(blobs, run_cli, case, expecte
 def test_clusterers_say_up_front_what_they_do_above_their_size(blobs, cli, store):
     folder, X, y = blobs
     spec = f"features:path={folder / 'X.npy'},labels={folder / 'y.npy'}"
-    status, _, err, summary = cli("-d", spec, "-e", "identity", "-c", "agglomerative:max_points=1000,n_micro=300",
-                                  "-c", "hdbscan:max_points=1000,min_cluster_size=50", "--k", "10")
+    status, _, err, summary = cli("-d", spec, "-e", "identity", "-c", "agglomerative:max_points=1000,n_micro=300,k=10",
+                                  "-c", "hdbscan:max_points=1000,min_cluster_size=50")
     assert status == 0, err
     agglo, hdb = summary["cells"]
     assert "agglomerative: 3,000 points > max_points=1,000" in err and "300 k-means micro-clusters" in err

@@ -43,7 +43,7 @@ def child_run(store: str, run_id: str):
 
 @pytest.mark.slow
 def test_k_auto_on_digits_finds_the_silhouette_peak(cli, store, results_dir, tmp_path, capsys):
-    status, _, err, summary = cli(*KM, "--k", "auto")
+    status, _, err, summary = cli(*KM, "--k", "auto", "--tune", "objective=silhouette")  # an objective: the study
     assert status == 0, err
     (cell,) = summary["cells"]
     p = cell["params"]
@@ -87,7 +87,7 @@ def test_k_auto_on_digits_finds_the_silhouette_peak(cli, store, results_dir, tmp
 
 @pytest.mark.slow
 def test_the_same_command_again_resumes_the_stored_study(cli, store, results_dir):
-    args = ("-d", "digits:limit=400", "-e", "pixels", "-c", "kmeans", "--k", "auto", "--tune", "k_max=8")
+    args = ("-d", "digits:limit=400", "-e", "pixels", "-c", "kmeans", "--k", "auto", "--tune", "k_max=8,objective=silhouette")
     status, _, err, first = cli(*args)
     assert status == 0, err
     p = first["cells"][0]["params"]
@@ -181,7 +181,7 @@ def test_label_objective_in_a_suite_file_is_refused(run_cli, tmp_path):
 def test_failing_trials_are_recorded_and_the_study_goes_on(cli, store, results_dir):
     # Micro-clusters: 12 of them, so every K above 12 fails inside the clusterer.
     status, _, err, summary = cli("-d", "digits:limit=500", "-e", "pixels", "-c", "agglomerative:linkage=ward,max_points=100,n_micro=12",
-                                      "--k", "auto", "--tune", "k_max=16")
+                                      "--k", "auto", "--tune", "k_max=16,objective=silhouette")
     assert status == 0, err
     p = summary["cells"][0]["params"]
     assert p["n_trials"] == 15 and p["n_trials_failed"] == 4 and p["n_trials_complete"] == 11

@@ -90,7 +90,7 @@ def _tune_value(value) -> str:
 
 
 def parse_k(value) -> int | str | list | None:
-    """An integer, ``auto`` (= ``auto:silhouette``), ``auto:NAME[:key=value,...]`` (a K estimator,
+    """An integer, ``auto`` (the default K estimator), ``auto:NAME[:key=value,...]`` (a K estimator,
     checked with the tuning settings), ``semantic``; a list of these makes a cell each."""
     if isinstance(value, list | tuple):
         if not value:
@@ -106,7 +106,7 @@ def parse_k(value) -> int | str | list | None:
         if not text[len("auto:"):].strip():
             raise UserError(f"k={value!r}: name a k estimator after 'auto:' (e.g. auto:gap)")
         spec = Spec.parse(text[len("auto:"):])
-        return "auto" if str(spec) == "silhouette" else f"auto:{spec}"
+        return f"auto:{spec}"
     try:
         return int(text)
     except ValueError:

@@ -115,6 +115,7 @@ def validate_tune(tune: dict | None, cells=()) -> None:
         raise UserError(f"tune key(s) {sorted(set(tune) & method_keys(clusterers) - declared)}: "
                         "no clusterer of this suite declares them")
     for cell in cells:
+        check_k_fits_clusterer(cell, clusterers)
         if str(cell.requested_k).startswith("auto:"):
             from clusterbench.k.estimator_spec import check_estimator_cell
             from clusterbench.k.estimators import K_ESTIMATORS
@@ -126,6 +127,18 @@ def validate_tune(tune: dict | None, cells=()) -> None:
             clusterers.resolve(cell.clusterer).search_space(10**6, 10**4, dict(cell.tune or {}))  # its keys' values
         if cell.requested_k == "semantic":
             check_semantic_cell(cell, embedders)
+
+
+def check_k_fits_clusterer(cell, clusterers) -> None:
+    """A K the cell's clusterer cannot use is refused before anything runs: a clusterer that finds
+    its own K (a density clusterer) takes neither a given K nor a semantic one."""
+    traits, k, name = clusterers.traits(cell.clusterer), cell.requested_k, cell.clusterer.name
+    if k == "semantic" and not traits.takes_k:
+        raise UserError(f"k=semantic: clusterer {name!r} finds its own K and takes none, so a semantic K would not be "
+                        "used; drop --k semantic for it or use a clusterer that takes K")
+    if isinstance(k, int) and not isinstance(k, bool) and not (traits.takes_k or traits.owns_k):
+        raise UserError(f"k={k}: clusterer {name!r} finds its own K and takes none; drop --k {k} for it, or run it "
+                        "in a command of its own")
 
 
 def check_tunable(clusterers, spec) -> None:

@@ -31,10 +31,10 @@ from clusterbench.scoring import metrics as M
 class EstimatorTuner(Tuner):
     """The cell's study with a K estimator's score as its objective."""
 
-    def __init__(self, cell, data, X, clusterers, storage_url: str, log=None):
+    def __init__(self, cell, data, X, clusterers, storage_url: str, log=None, estimator: str | None = None):
         from clusterbench.k.estimators import K_ESTIMATORS
 
-        self.spec = K_ESTIMATORS.validate(estimator_spec(cell.requested_k))
+        self.spec = K_ESTIMATORS.validate(estimator_spec(f"auto:{estimator}" if estimator else cell.requested_k))
         self.estimator = K_ESTIMATORS.create(self.spec)
         super().__init__(cell, data, X, clusterers, storage_url, log=log)
 
@@ -93,16 +93,20 @@ class EstimatorTuner(Tuner):
 
 
 def estimate_cell(cell, data, X, clusterers, results_dir=None, storage=None,
-                  force: bool = False, log=None, **_) -> KChoice:
-    """Run (or resume, or join) the cell's sweep; K by the estimator's rule; the K-regret."""
+                  force: bool = False, log=None, estimator: str | None = None, why: str | None = None, **_) -> KChoice:
+    """Run (or resume, or join) the cell's sweep; K by the estimator's rule; the K-regret.
+    ``estimator`` overrides the cell's ``auto:NAME`` (a default standing in), ``why`` says why."""
+    from clusterbench.k.bounds import bound_record
     from clusterbench.k.figure import k_curve_figure
     from clusterbench.k.regret import curve_artifacts, k_regret, sweep_labels
 
     tuner, best, trials = run_study(
-        lambda: EstimatorTuner(cell, data, X, clusterers, storage or default_storage_url(results_dir), log=log),
+        lambda: EstimatorTuner(cell, data, X, clusterers, storage or default_storage_url(results_dir), log=log,
+                               estimator=estimator),
         lambda tuner: tuner.choose(), force)
     states, k = [t.state.name for t in trials], trial_k(best)
-    params = {"k": k, "k_source": f"auto:{tuner.spec}", "k_estimator": str(tuner.spec), "sampler": tuner.sampler_kind,
+    source = f"auto:{tuner.spec}" + (f" (default: {why})" if why else "")
+    params = {"k": k, "k_source": source, "k_estimator": str(tuner.spec), "sampler": tuner.sampler_kind,
               "n_trials": len(trials), "n_trials_complete": states.count("COMPLETE"),
               "n_trials_failed": states.count("FAIL"), "n_trials_pruned": states.count("PRUNED"),
               "n_trials_run_now": len(tuner.shared.run_here), "study_name": tuner.shared.name,
@@ -110,6 +114,9 @@ def estimate_cell(cell, data, X, clusterers, results_dir=None, storage=None,
               "search_space": "; ".join(p.describe() for p in tuner.space), "k_score": round(float(best.values[0]), 6)}
     metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.estimator.direction), data.labels,
                               k, data.n_classes, str(tuner.spec))
+    bound_params, bound_metrics = bound_record(k, tuner.space, f"k estimator {tuner.spec}", tuner.log)
+    params.update(bound_params)
+    metrics.update(bound_metrics)
     tuner.log(f"k estimator {tuner.spec}: chose k={k} ({tuner.spec.name}={best.values[0]:.4g}; {len(trials)} trials, "
               f"{params['n_trials_run_now']} run now)"
               + (f"; k_error={metrics['k_error']:+.0f}, k_regret_nmi={metrics['k_regret_nmi']:.4f}" if "k_error" in metrics else ""))

@@ -196,6 +196,11 @@ def tune_cell(cell, data, X, clusterers, results_dir=None, storage=None,
     params["k_estimator"] = "+".join(objectives)  # auto = auto:silhouette; another [tune] objective names itself
     metrics, curve = k_regret(sweep_labels(tuner, trials, best, tuner.directions[0]), data.labels,
                               params["k"], data.n_classes, params["k_estimator"])
+    from clusterbench.k.bounds import bound_record
+
+    bound_params, bound_metrics = bound_record(params["k"], tuner.space, f"tuning ({params['k_estimator']})", tuner.log)
+    params.update(bound_params)
+    metrics.update(bound_metrics)
     artifacts = study_artifacts(tuner, trials, best).update(curve_artifacts(curve))
     return KChoice(overrides={k: v for k, v in best.params.items() if k != "pca"}, params=params, reduce=reduce,
                    metrics=metrics, curve=curve, artifacts=artifacts)
