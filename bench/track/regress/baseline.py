@@ -5,6 +5,7 @@ request without the store that measured it."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from clusterbench.core.atomic import atomic_file
@@ -14,6 +15,9 @@ from .sides import Config, Side, Stat
 
 FORMAT = "clusterbench-baseline"
 VERSION = 1
+
+
+_ONE_LINE = re.compile(r'\{\s+"mean": [^{}]*?\}')
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -35,8 +39,10 @@ def to_json(side: Side) -> dict:
 def write(side: Side, path: Path) -> None:
     if not side.configs:
         raise UserError(f"{side.label}: no finished cell to write a baseline from")
+    text = json.dumps(to_json(side), sort_keys=True, indent=2)
+    text = _ONE_LINE.sub(lambda m: " ".join(m.group(0).split()), text)  # a metric per line: short diffs
     with atomic_file(path, "w") as f:
-        f.write(json.dumps(to_json(side), sort_keys=True, indent=2) + "\n")
+        f.write(text + "\n")
 
 
 def is_baseline(obj) -> bool:

@@ -86,12 +86,12 @@ def _speed(config: str, metric: str, b: Config, h: Config, factor: float) -> Row
     bv, hv = b.metrics[metric].mean, h.metrics[metric].mean
     if (b.embedding_cached or h.embedding_cached) and metric != "cluster_seconds":
         return Row(config, metric, bv, hv, "-", "not judged", "embedding read from the cache")
-    seconds = (b.metrics.get("embed_seconds"), h.metrics.get("embed_seconds")) if metric in rules.RATES else \
-        (b.metrics[metric], h.metrics[metric])
-    if all(s is not None and s.mean < rules.SPEED_FLOOR_S for s in seconds):
-        return Row(config, metric, bv, hv, "-", "not judged", f"under {rules.SPEED_FLOOR_S:g} s on both sides")
     calibrated = b.calibration and h.calibration
     scale = (h.calibration / b.calibration) if calibrated else 1.0  # how much slower the head's machine is
+    bs, hs = (b.metrics.get("embed_seconds"), h.metrics.get("embed_seconds")) if metric in rules.RATES else \
+        (b.metrics[metric], h.metrics[metric])
+    if bs is not None and hs is not None and abs(hs.mean - bs.mean * scale) < rules.SPEED_FLOOR_S:
+        return Row(config, metric, bv, hv, "-", "ok", f"within {rules.SPEED_FLOOR_S:g} s")
     # slowdown: > 1 is worse; a time grows with a slower machine, a rate shrinks
     slowdown = hv / (bv * scale) if metric in rules.TIMES else (bv / scale) / hv if hv > 0 else math.inf
     note = f"calibrated (machine x{scale:.2f})" if calibrated else "uncalibrated: a side has no calibration"
