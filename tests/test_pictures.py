@@ -105,6 +105,10 @@ def test_the_suite_run_holds_mean_and_std_over_seeds_as_numpy_gives_them(store, 
                                                                                                abs=1e-12)
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"aggregates.csv", "report.html"} <= names
+    note = parent.data.tags["mlflow.note.content"]  # the run's Description in the UI: the best per dataset
+    for dataset in ("digits:limit=200", "digits:limit=260", "digits:limit=320"):
+        best = max(np.mean(v) for c, v in by_config.items() if c.startswith(dataset + "|"))
+        assert re.search(rf"^- {dataset}: \*\*\w+ on pixels in {dataset.replace('=', ' ')}\*\* {best:.3f}$", note, re.M)
 
 
 def _external_resources(text: str) -> list[str]:

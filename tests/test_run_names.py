@@ -17,22 +17,23 @@ def test_suite_run_name_is_the_suite_and_its_local_start_minute():
     assert suite_run_name("k", datetime(2026, 12, 8, 0, 55, tzinfo=plus_two)) == suite_run_name("k", aware)
 
 
-def test_the_example_cell():
+def test_what_tells_siblings_apart_comes_first():
+    # MLflow's runs table shows ~18 characters of a name and the dataset in a column of its own
     name = cell_run_name("digits", "pixels", "kmeans", 10, "pca=50", 0)
-    assert name == "digits · pixels · kmeans · k=10 · pca=50 · s0"
+    assert name == "kmeans · k=10 · pca=50 · s0 · pixels · digits"
 
 
 def test_defaults_are_left_out():
     assert cell_run_name("digits", "pixels", "hdbscan:min_cluster_size=10", None, None, 0) == \
-        "digits · pixels · hdbscan:min_cluster_size=10 · s0"
-    assert cell_run_name("digits", "pixels", "kmeans", "default", "none", None) == "digits · pixels · kmeans"
+        "hdbscan:min_cluster_size=10 · s0 · pixels · digits"
+    assert cell_run_name("digits", "pixels", "kmeans", "default", "none", None) == "kmeans · pixels · digits"
 
 
 def test_siblings_differing_only_in_k_have_different_names():
     names = {cell_run_name("digits", "pixels", "kmeans:n_init=5", k, None, 0)
              for k in (2, 10, 20, "auto", "auto:gap", "semantic", None)}
     assert len(names) == 7
-    assert "digits · pixels · kmeans:n_init=5 · k=auto:gap · s0" in names
+    assert "kmeans:n_init=5 · k=auto:gap · s0 · pixels · digits" in names
 
 
 def test_siblings_differing_only_in_reducer_have_different_names():
@@ -40,17 +41,17 @@ def test_siblings_differing_only_in_reducer_have_different_names():
                 Reducer.parse("pca=50,umap=10"), Reducer.parse("pca=50,umap=10,umap_neighbors=15")]
     names = [cell_run_name("digits", "pixels", "kmeans", 10, r, 0) for r in reducers]
     assert len(set(names)) == len(reducers)
-    assert names[2] == "digits · pixels · kmeans · k=10 · pca=256+whiten+l2 · s0"
+    assert names[2] == "kmeans · k=10 · pca=256+whiten+l2 · s0 · pixels · digits"
     assert all(len(n) <= 120 for n in names)
 
 
 def test_siblings_differing_only_in_seed_have_different_names():
     names = [cell_run_name("fashion-mnist:limit=2000", "pixels", "kmeans", 10, None, s) for s in range(5)]
-    assert len(set(names)) == 5 and names[3].endswith(" · s3")
+    assert len(set(names)) == 5 and names[3].startswith("kmeans · k=10 · s3 · ")
 
 
 def test_a_k_the_clusterer_fixes_is_not_repeated():
-    assert cell_run_name("digits", "pixels", "kmeans:k=7", 7, None, 1) == "digits · pixels · kmeans:k=7 · s1"
+    assert cell_run_name("digits", "pixels", "kmeans:k=7", 7, None, 1) == "kmeans:k=7 · s1 · pixels · digits"
 
 
 def test_long_specs_are_cut_but_stay_distinct():

@@ -1,6 +1,6 @@
 """Names people read in the MLflow UI: a suite's run (which suite, when) and a cell's run (short,
-yet different from every sibling cell: K, the reducer and the seed are in it). Pure functions of
-the canonical spec strings, so the local runner and a Ray worker name the same cell alike."""
+yet different from every sibling cell: clusterer, K, the reducer and the seed lead it). Pure
+functions of the canonical spec strings, so the local runner and a Ray worker name a cell alike."""
 
 from __future__ import annotations
 
@@ -20,17 +20,19 @@ def suite_run_name(suite_name: str, started: datetime) -> str:
 
 
 def cell_run_name(dataset, embedder, clusterer, k, reduce, seed) -> str:
-    """``digits · pixels · kmeans:n_init=5 · k=10 · pca=50 · s0``. Defaults are left out (no K
-    asked, no reducer, no seed); a K the clusterer spec already fixes is not repeated."""
+    """``kmeans:n_init=5 · k=10 · pca=50 · s0 · pixels · digits``: what tells siblings apart comes
+    first, because MLflow's runs table shows a name's first ~18 characters (and the dataset in a
+    column of its own). Defaults are left out (no K asked, no reducer, no seed); a K the clusterer
+    spec already fixes is not repeated."""
     clusterer = str(clusterer)
-    parts = [_short(dataset), _short(embedder), _short(clusterer)]
+    parts = [_short(clusterer)]
     if k not in (None, "", "default") and not re.search(r"[:,]k=", clusterer):
         parts.append(f"k={k}")
     if (reducer := _reducer(reduce)) is not None:
         parts.append(reducer)
     if seed not in (None, ""):
         parts.append(f"s{seed}")
-    return SEP.join(parts)
+    return SEP.join(parts + [_short(embedder), _short(dataset)])
 
 
 def grid_suite_name(datasets, embedders, clusterers) -> str:

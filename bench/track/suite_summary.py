@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from . import html_report
-from .aggregate import AGG_METRICS, CellRecord, aggregate, metric_labels, metric_name
+from .aggregate import AGG_METRICS, CellRecord, aggregate, best_per_dataset, metric_labels, metric_name
 from .pictures import recent
 
 
@@ -26,6 +26,22 @@ def aggregates_csv(aggs) -> str:
         lines.append(",".join([f'"{a.config}"', f'"{a.dataset}"', f'"{a.method}"', str(len(a.records)), *values,
                                f'"{labels[a.config]}"']))
     return "\n".join(lines) + "\n"
+
+
+NOTE_TAG = "mlflow.note.content"  # the run's Description in the MLflow UI (Markdown)
+
+
+def overview(aggs, labels: dict[str, str], html: bool, metric: str = "nmi") -> str:
+    """The suite run's description: the best configuration per dataset and where the rest is."""
+    lines = [f"Mean and std over seeds of {len(aggs)} configuration(s): metrics `{metric}/…`, `{metric}_std/…`; "
+             f"the table in `aggregates.csv`{' and the page `report.html`' if html else ''} (Artifacts)."]
+    best = best_per_dataset(aggs, metric)
+    if best:
+        by_config = {a.config: a for a in aggs}
+        lines += ["", f"Best mean {metric} per dataset:", ""]
+        lines += [f"- {dataset}: **{labels[config]}** {by_config[config].mean[metric]:.3f}"
+                  for dataset, config in best.items()]
+    return "\n".join(lines)
 
 
 def log_suite_summary(tracker, parent_id: str, results, title: str, html: bool = True, log=None) -> None:
@@ -53,6 +69,7 @@ def _log(tracker, parent_id: str, results, title: str, html: bool) -> None:
         metrics[metric_name(labels[a.config], "n_seeds", "count")] = len(a.records)
     tracker.log_metrics(parent_id, metrics)
     tracker.log_text(parent_id, "aggregates.csv", aggregates_csv(aggs))
+    tracker.set_tags(parent_id, {NOTE_TAG: overview(aggs, labels, html)})
     if not html:
         return
     exp = html_report.Experiment(title, tracker.experiment_id, records, aggs)
