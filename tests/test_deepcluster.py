@@ -102,6 +102,7 @@ def test_loop_logs_every_epoch_and_the_checkpoint_round_trips(digits, tmp_path):
     assert done.resumed_from == 2 and len(done.history) == 2
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_its_checkpoint(digits, tmp_path):
     config = DeepClusterConfig(epochs=3, **TINY)
 
@@ -127,6 +128,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(digits, tmp_path):
     assert np.mean(straight.labels == resumed.labels) > 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_a_damaged_last_checkpoint_is_one_warning_and_training_resumes_from_the_previous(digits, tmp_path, damage):
     import warnings
@@ -240,6 +242,7 @@ def _official_file(path, module_prefix: str, sobel: bool = True):
     return net
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", ["features", "all"])
 def test_official_checkpoint_loads_with_module_keys_and_sobel(digits, tmp_path, prefix):
     from clusterbench.methods.embedders import EMBEDDERS

@@ -38,7 +38,8 @@ def test_every_issue_estimator_is_registered_with_its_contract():
         assert cls.direction in ("maximize", "minimize")
 
 
-@pytest.mark.parametrize("name", ALL)
+# silhouette-umap's first call compiles UMAP's numba kernels (tens of seconds): slow tier only
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "silhouette-umap" else n for n in ALL])
 def test_each_estimator_finds_four_well_separated_blobs(name, blobs):
     X, _ = blobs
     chosen, curve = sweep(K_ESTIMATORS.create(name), X, range(2, 9), kmeans, seed=0)
