@@ -88,13 +88,13 @@ def _speed(config: str, metric: str, b: Config, h: Config, factor: float) -> Row
         return Row(config, metric, bv, hv, "-", "not judged", "embedding read from the cache")
     calibrated = b.calibration and h.calibration
     scale = (h.calibration / b.calibration) if calibrated else 1.0  # how much slower the head's machine is
+    note = f"calibrated (machine x{scale:.2f})" if calibrated else "uncalibrated: a side has no calibration"
     bs, hs = (b.metrics.get("embed_seconds"), h.metrics.get("embed_seconds")) if metric in rules.RATES else \
         (b.metrics[metric], h.metrics[metric])
     if bs is not None and hs is not None and abs(hs.mean - bs.mean * scale) < rules.SPEED_FLOOR_S:
-        return Row(config, metric, bv, hv, "-", "ok", f"within {rules.SPEED_FLOOR_S:g} s")
+        return Row(config, metric, bv, hv, "-", "ok", f"{note}; within {rules.SPEED_FLOOR_S:g} s")
     # slowdown: > 1 is worse; a time grows with a slower machine, a rate shrinks
     slowdown = hv / (bv * scale) if metric in rules.TIMES else (bv / scale) / hv if hv > 0 else math.inf
-    note = f"calibrated (machine x{scale:.2f})" if calibrated else "uncalibrated: a side has no calibration"
     verdict = "regressed" if slowdown > factor else "improved" if slowdown < 1 / factor else "ok"
     return Row(config, metric, bv, hv, f"x{slowdown:.2f} slower" if slowdown >= 1 else f"x{1 / slowdown:.2f} faster",
                verdict, f"{note}; threshold x{factor:g}")
