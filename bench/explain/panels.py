@@ -5,8 +5,6 @@ phone-width screen and names each image's source file beside its index."""
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
 
@@ -88,20 +86,3 @@ def index_html(items: list[Explained], title: str, note: str = "", method: str =
                                          zip(columns, _images(item, mark=True), strict=True)]}
             for item in items]
     return render("explain.html.j2", title=title, note=note, method=method, rows=rows)
-
-
-# -- the hand-written page, until the report is a template too (then these two go) --------------
-def png_data_uri(png: bytes) -> str:
-    """PNG bytes as a data URI: an image inside the page, no file or server beside it."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def page(title: str, body: str, style: str = "") -> str:
-    """A self-contained HTML page (no external scripts, fonts or images) that reads on a phone."""
-    from clusterbench.pages import stylesheet
-
-    return (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{stylesheet()}{style}</style></head><body>{body}</body></html>\n"
-    )
