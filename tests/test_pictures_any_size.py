@@ -12,7 +12,7 @@ from PIL import Image
 from test_sources import COLOURS
 
 from clusterbench.datasets import DATASETS
-from clusterbench.track.pictures import FAILED_TAG, FILES, draw_all, log_cell_pictures
+from clusterbench.track.pictures import FAILED_TAG, FILES, draw_all, failed_file_note, log_cell_pictures
 
 EVERY_PICTURE = {FILES["gallery"], FILES["contingency"], "contingency.csv", FILES["map"], FILES["sizes"]}
 
@@ -117,8 +117,11 @@ def test_one_failing_picture_leaves_the_others_and_is_named_in_the_run_and_repor
     assert "pictures/gallery.png" not in logged and "pictures/failed.json" in logged
     tag = client.get_run(run_id).data.tags[FAILED_TAG]
     assert tag.startswith("gallery: ") and "cannot read file" in tag and "\n" not in tag
-    failed = json.loads(open(client.download_artifacts(run_id, "pictures/failed.json", str(tmp_path))).read())
-    assert list(failed) == ["gallery"]
+    raw = open(client.download_artifacts(run_id, "pictures/failed.json", str(tmp_path)), "rb").read()
+    assert list(json.loads(raw)) == ["gallery"]
+    note = failed_file_note(raw)
+    assert note.startswith("pictures that failed: gallery: ") and "cannot read file" in note
+    assert failed_file_note(None) is None
     text = leaderboard(uri)
     section = text.split("pictures that failed")[1]
     assert "| folder|pixels|kmeans|0 | gallery | " in section and "cannot read file" in section

@@ -126,6 +126,18 @@ def failure_note(tags: dict) -> str | None:
     return "pictures that failed: " + "; ".join(text.splitlines())
 
 
+def failed_file_note(raw: bytes | None) -> str | None:
+    """The same note from a run's ``pictures/failed.json`` (its bytes; None when the run has none),
+    for pages that fetch artifacts rather than tags."""
+    if not raw:
+        return None
+    try:
+        failed = json.loads(raw)
+    except ValueError:
+        return None
+    return failure_note({FAILED_TAG: failed_text(failed)}) if isinstance(failed, dict) and failed else None
+
+
 def failed_rows(runs) -> list[list[str]]:
     """``[cell key, picture, why]`` for each picture that failed in these MLflow runs (their tags)."""
     from clusterbench.track.tracking import CELL_KEY_TAG
