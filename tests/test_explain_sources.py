@@ -41,6 +41,7 @@ def explained(tmp_path_factory):
     return names, json.loads((out / "summary.json").read_text()), out / "panels"
 
 
+@pytest.mark.slow
 def test_json_names_each_image_by_its_file(explained):
     names, summary, _ = explained
     images = summary["images"]
@@ -53,6 +54,7 @@ def test_json_names_each_image_by_its_file(explained):
         assert dominant_colour(left) == colour_named(r["source"]), r
 
 
+@pytest.mark.slow
 def test_page_rows_show_the_file_beside_the_index_and_its_own_image(explained):
     _, summary, out = explained
     page = (out / "index.html").read_text()

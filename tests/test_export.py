@@ -18,6 +18,9 @@ from test_sources import COLOURS, colour_folder, colour_of_file
 
 from clusterbench.cli import main
 
+# every test here exports a real run (a module-scoped one, or its own): the slow tier
+pytestmark = pytest.mark.slow
+
 
 def colour_named(name: str) -> str:
     return name.removesuffix(".png").split("_")[1]

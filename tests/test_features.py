@@ -134,6 +134,7 @@ def test_the_embedding_cache_memory_maps_what_it_loads(tmp_path):
     assert hit.logits.shape == (100, 3) and hit.stats.model == "m"
 
 
+@pytest.mark.slow
 def test_a_clusterer_declining_a_cell_is_reported_before_anything_runs(blobs, run_cli, capsys):
     """DeepCluster declares it trains on images: crossed with a features dataset its cells are
     skipped, said before the first cell runs and recorded with the reason; the others run."""

@@ -21,6 +21,7 @@ def blobs(path, n_centres: int, per_centre: int, seed: int = 0):
     return f"features:path={path}"
 
 
+@pytest.mark.slow
 def test_unlabelled_data_without_k_gets_the_default_estimator_and_an_interior_k(cli, store, tmp_path):
     status, _, err, summary = cli("-d", blobs(tmp_path / "four.npy", 4, 50), "-e", "identity", "-c", "kmeans")
     assert status == 0, err
@@ -34,6 +35,7 @@ def test_unlabelled_data_without_k_gets_the_default_estimator_and_an_interior_k(
     assert run.data.metrics["k_at_bound"] == 0.0 and run.data.params["k_max"] == "20"
 
 
+@pytest.mark.slow
 def test_a_k_at_the_top_of_its_range_warns_once_and_is_marked_everywhere(cli, store, tmp_path, capsys):
     # 30 points: the default range is 2..max(2, min(50, 30 // 10)) = 2..3, and six blobs want more than 3
     status, _, err, summary = cli("-d", blobs(tmp_path / "six.npy", 6, 5), "-e", "identity", "-c", "kmeans")
@@ -51,6 +53,7 @@ def test_a_k_at_the_top_of_its_range_warns_once_and_is_marked_everywhere(cli, st
     assert f"| 3 (top of 2..3) | auto:{DEFAULT_ESTIMATOR} (default: no labels) |" in out
 
 
+@pytest.mark.slow
 def test_the_bottom_of_a_range_says_it_cannot_go_lower(cli, tmp_path):
     # two far-apart blobs: silhouette peaks at K=2, the smallest K there is
     status, _, err, summary = cli("-d", blobs(tmp_path / "two.npy", 2, 30), "-e", "identity", "-c", "kmeans",
@@ -62,6 +65,7 @@ def test_the_bottom_of_a_range_says_it_cannot_go_lower(cli, tmp_path):
             in err)
 
 
+@pytest.mark.slow
 def test_labelled_data_without_k_still_uses_the_number_of_classes(cli):
     status, _, err, summary = cli("-d", "digits:limit=300", "-e", "pixels", "-c", "kmeans")
     assert status == 0, err
@@ -69,6 +73,7 @@ def test_labelled_data_without_k_still_uses_the_number_of_classes(cli):
     assert p["k"] == 10 and p["k_source"] == "classes" and "k_at_bound" not in summary["cells"][0]["metrics"]
 
 
+@pytest.mark.slow
 def test_k_auto_is_the_default_estimator_and_an_objective_keeps_the_optuna_study(cli):
     args = ("-d", "digits:limit=400", "-e", "pixels", "-c", "kmeans", "--k", "auto")
     status, _, err, summary = cli(*args, "--tune", "k_max=8")

@@ -20,6 +20,7 @@ def digits_run(tmp_path_factory):
     return status, json.loads(out.read_text()), root
 
 
+@pytest.mark.slow
 def test_the_recommendation_and_its_regret_arithmetic(digits_run):
     status, summary, _ = digits_run
     assert status == 0
@@ -33,6 +34,7 @@ def test_the_recommendation_and_its_regret_arithmetic(digits_run):
     assert "single" not in entry["cell_key"]
 
 
+@pytest.mark.slow
 def test_the_suite_run_records_the_recommendation(digits_run):
     from mlflow.tracking import MlflowClient
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from clusterbench.core.reduce import Reducer
 from clusterbench.track.run_names import cell_run_name, grid_suite_name, suite_run_name
 
@@ -69,6 +71,7 @@ def test_a_command_line_grid_is_named_after_what_it_runs():
     assert many == "6 datasets x pixels x kmeans"
 
 
+@pytest.mark.slow
 def test_a_grid_run_from_the_command_line_is_named_after_its_grid(run_cli, results_dir):
     from mlflow.tracking import MlflowClient
 

@@ -27,7 +27,8 @@ def test_imagenet_wnids_are_wordnet_30_noun_synsets(reader):
     assert (tabby.name(), tiger_cat.name(), tench.name()) == ("tabby.n.01", "tiger_cat.n.02", "tench.n.01")
 
 
-@pytest.mark.parametrize("similarity", ["wup", "path", "lin"])
+# lin needs information content counted over the whole noun hierarchy first (tens of seconds)
+@pytest.mark.parametrize("similarity", ["wup", "path", pytest.param("lin", marks=pytest.mark.slow)])
 def test_two_cats_are_closer_than_a_cat_and_a_fish(reader, similarity):
     D = distance_matrix(reader, synsets_of(reader, ["n02123045", "n02123159", "n01440764"]), similarity)
     assert D.shape == (3, 3) and np.allclose(D, D.T) and np.allclose(np.diag(D), 0)

@@ -16,7 +16,7 @@ def digits():
     return (load_digits().data / 16.0).astype(np.float32)
 
 
-@pytest.mark.parametrize("linkage", ["ward", "average", "complete", "single"])
+@pytest.mark.parametrize("linkage", ["ward", "average", "complete", pytest.param("single", marks=pytest.mark.slow)])
 def test_one_tree_cut_at_every_k_equals_a_fit_at_that_k(digits, linkage):
     clusterers = registries().clusterers
     spec = f"agglomerative:linkage={linkage}"

@@ -55,6 +55,7 @@ def run(tmp_path, *args: str) -> tuple[int, dict | None]:
     return status, json.loads(out.read_text()) if out.exists() else None
 
 
+@pytest.mark.slow
 def test_a_plugin_clusterer_is_tuned_on_its_own_parameter(gamma_kmeans, tmp_path, capsys):
     status, summary = run(tmp_path, "-c", gamma_kmeans, "--tune", "k_max=5,gammas=0.5+2")
     assert status == 0, capsys.readouterr().err
