@@ -68,13 +68,27 @@ def test_every_nth_frame_and_max_frames(videos):
 
 
 @pytest.mark.slow
-def test_kmeans_separates_the_classes_and_scores_the_videos(run_cli, videos, results_dir):
-    status, _, err, summary = run_cli("-d", f"video:root={videos},fps=4", "-e", "pixels:size=8", "-c", "kmeans")
+def test_kmeans_separates_the_classes_and_scores_the_videos(run_cli, videos, results_dir, capsys):
+    status, out, err, summary = run_cli("-d", f"video:root={videos},fps=4", "-e", "pixels:size=8", "-c", "kmeans")
     assert status == 0, err
     cell = summary["cells"][0]
     assert cell["status"] == "ok" and cell["params"]["n_images"] == 48
     assert cell["metrics"]["nmi"] >= 0.9
     assert 0 <= cell["metrics"]["video_nmi"] <= 1 and cell["metrics"]["video_purity"] >= 0.5
+    # the group metrics under their names in the terminal table and in `clusterbench report`
+    from clusterbench.cli import main
+    from clusterbench.track.report import _fmt, _num
+
+    group = [cell["metrics"][f"video_{n}"] for n in ("nmi", "purity", "consistency")]
+    header = next(line for line in out.splitlines() if " NMI " in line)
+    assert header.split()[-4:] == ["video_nmi", "video_purity", "video_consistency", "status"]
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("kmeans"))
+    assert row.split()[-4:-1] == [_num(v) for v in group]
+    assert main(["report", "--results", str(results_dir)]) == 0
+    report = capsys.readouterr().out
+    assert "| throughput_img_per_s | video_nmi | video_purity | video_consistency |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| video:"))
+    assert row.endswith("| " + " | ".join(_fmt(v) for v in group) + " |")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{results_dir / 'mlflow.db'}")

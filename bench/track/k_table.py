@@ -1,5 +1,5 @@
 """The K table of ``clusterbench report``: every labelled cell whose K was estimated (``k=auto``,
-``k=auto:NAME``), estimator x dataset / embedder, with the chosen K, its error against the number
+``k=auto:NAME``, ``k=semantic``), estimator x dataset / embedder, with the chosen K, its error against the number
 of classes and its NMI regret; then each estimator's mean over its cells."""
 
 from __future__ import annotations
@@ -7,6 +7,19 @@ from __future__ import annotations
 
 def _f(value):
     return None if value is None else float(value)
+
+
+def k_shown(k, params: dict, metrics: dict):
+    """K as the tables show it: with its range beside it when it was the smallest or largest K the
+    estimator (or study) could choose, e.g. ``11 (top of 2..11)`` - the best K may lie outside."""
+    if k is None or not metrics.get("k_at_bound"):
+        return k
+    low, high = params.get("k_min"), params.get("k_max")
+    try:
+        edge = "top" if float(k) == float(high) else "bottom"
+    except (TypeError, ValueError):
+        return k
+    return f"{int(float(k))} ({edge} of {low}..{high})"
 
 
 def k_rows(runs) -> list[dict]:
@@ -17,7 +30,7 @@ def k_rows(runs) -> list[dict]:
             continue
         rows.append({"estimator": p.get("k_estimator", "silhouette"), "dataset": p.get("dataset"),
                      "embedder": p.get("embedder"), "clusterer": p.get("clusterer"), "seed": p.get("seed"),
-                     "reducer": p.get("reducer", "none"), "k": _f(m.get("k_chosen")), "classes": p.get("n_classes"),
+                     "reducer": p.get("reducer", "none"), "k": k_shown(_f(m.get("k_chosen")), p, m), "classes": p.get("n_classes"),
                      "k_error": _f(m.get("k_error")), "k_best_nmi": _f(m.get("k_best_nmi")),
                      "nmi": _f(m.get("k_nmi_at_chosen")), "k_regret_nmi": _f(m.get("k_regret_nmi"))})
     return sorted(rows, key=lambda r: (r["estimator"], str(r["dataset"]), str(r["embedder"]), str(r["clusterer"])))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 
+from clusterbench.core.contracts import GROUP_COLUMN
+from clusterbench.track.k_table import k_shown
 from clusterbench.track.tracking import check_tracking_server, finished_cell_runs
 
 TABLE_METRICS = ("nmi", "ami", "ari", "acc", "silhouette", "n_clusters", "noise_fraction", "throughput_img_per_s")
+# clusters against the groups items were cut from (frames: their videos), where a dataset has them
+GROUP_METRICS = tuple(f"{GROUP_COLUMN}_{name}" for name in ("nmi", "purity", "consistency"))
 LOWER_IS_BETTER = {"davies_bouldin", "noise_fraction", "cluster_seconds", "embed_seconds"}
 
 
@@ -52,18 +56,21 @@ def print_table(results, width: int | None = None) -> None:
 
     from rich import box
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
-    console = Console(width=width or max(100, shutil.get_terminal_size((100, 24)).columns), highlight=False)
+    base = width or max(100, shutil.get_terminal_size((100, 24)).columns)
+    console = Console(width=base, highlight=False)
     groups: dict[tuple[str, str], list] = {}
     for r in results:
         groups.setdefault((str(r.cell.dataset), str(r.cell.embedder)), []).append(r)
     for (dataset, embedder), rows in groups.items():
         throughput = any(_network_ran(r.metrics) for r in rows)
+        grouped = [g for g in GROUP_METRICS if any(r.metrics.get(g) is not None for r in rows)]
         table = Table(title=f"{dataset} x {embedder}", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                       padding=(0, 1), collapse_padding=True, pad_edge=False)
         table.add_column("clusterer", overflow="fold", ratio=1)
-        for name in ("seed", "K", "K by", "NMI", "ARI", "ACC", "sil.", "#cl", "noise") + (("img/s",) if throughput else ()):
+        for name in ("seed", "K", "K by", "NMI", "ARI", "ACC", "sil.", "#cl", "noise", *grouped, *(("img/s",) if throughput else ())):
             table.add_column(name, justify="right" if name != "K by" else "left", no_wrap=True)
         table.add_column("status", no_wrap=True)
         for r in rows:
@@ -71,10 +78,13 @@ def print_table(results, width: int | None = None) -> None:
             status = ("earlier" if r.cached else "ok") if r.status == "ok" else r.status.upper()
             row = [str(r.cell.clusterer), str(r.cell.seed), _num(r.params.get("k")), str(r.params.get("k_source") or "-"),
                    *(_num(m.get(x)) for x in ("nmi", "ari", "acc", "silhouette")), _num(m.get("n_clusters")),
-                   "-" if m.get("noise_fraction") is None else f"{m['noise_fraction']:.0%}"]
+                   "-" if m.get("noise_fraction") is None else f"{m['noise_fraction']:.0%}", *(_num(m.get(g)) for g in grouped)]
             if throughput:
                 row.append(_num(m.get("throughput_img_per_s"), 1) if _network_ran(m) else "-")
             table.add_row(*row, status, style=None if r.status == "ok" else "red")
+        console.width = base
+        if grouped:  # group metrics under their full names: wider than the console rather than cut to "vid…"
+            console.width = max(base, min(Measurement.get(console, console.options.update(width=240), table).maximum, 240))
         console.print(table)
     for r in results:
         if r.status != "ok":
@@ -99,10 +109,12 @@ def leaderboard(tracking_uri: str, suite: str | None = None, sort: str = "nmi") 
         reverse = sort not in LOWER_IS_BETTER
         missing = -math.inf if reverse else math.inf
         ordered = sorted(latest.values(), key=lambda r: r.data.metrics.get(sort, missing), reverse=reverse)
-        header = ["dataset", "embedder", "clusterer", "seed", "K", "K chosen by", "classes", *TABLE_METRICS]
+        shown = [*TABLE_METRICS, *(g for g in GROUP_METRICS if any(g in r.data.metrics for r in ordered))]
+        header = ["dataset", "embedder", "clusterer", "seed", "K", "K chosen by", "classes", *shown]
         rows = [[r.data.params.get("dataset"), r.data.params.get("embedder"), r.data.params.get("clusterer"),
-                 r.data.params.get("seed"), r.data.params.get("k"), r.data.params.get("k_source"),
-                 r.data.params.get("n_classes"), *(r.data.metrics.get(m) for m in TABLE_METRICS)] for r in ordered]
+                 r.data.params.get("seed"), k_shown(r.data.params.get("k"), r.data.params, r.data.metrics),
+                 r.data.params.get("k_source"), r.data.params.get("n_classes"),
+                 *(r.data.metrics.get(m) for m in shown)] for r in ordered]
         sections.append(f"## {exp.name} ({len(rows)} cells, sorted by {sort})\n\n" + markdown_table(header, rows))
         from clusterbench.track.k_table import k_tables
 
