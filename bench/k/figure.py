@@ -46,7 +46,8 @@ def objective_figure(trials, objectives, directions, nmi: dict[int, float], best
 
 
 def _curve_panel(ax, curve: dict, label: str) -> None:
-    ax.plot(curve["k"], curve["score"], "o-", ms=3, label=label)
+    if "score" in curve:  # k=semantic has no per-K score: its panel holds its choice and NMI vs K
+        ax.plot(curve["k"], curve["score"], "o-", ms=3, label=label)
     ax.axvline(curve["chosen_k"], color="k", ls="--", lw=1, label=f"chosen K={curve['chosen_k']}")
     if curve.get("n_classes"):
         ax.axvline(curve["n_classes"], color="tab:green", ls=":", lw=1, label=f"classes={curve['n_classes']}")

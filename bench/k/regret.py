@@ -3,7 +3,8 @@
 After the sweep (never fed to the estimator or the study's objective): NMI and AMI vs the labels of
 the clustering at every K swept; ``k_best_nmi`` the K of the highest NMI; ``k_error`` = chosen K -
 number of classes; ``k_regret_nmi`` = best NMI - NMI at the chosen K (>= 0: the chosen K is one of
-the swept). Where a K has several trials (other tuned parameters), its best trial by the objective
+the swept). ``k=semantic`` is scored the same way from a sweep run after its choice
+(:func:`semantic_regret`). Where a K has several trials (other tuned parameters), its best trial by the objective
 stands for it; the chosen trial stands for the chosen K.
 """
 
@@ -38,17 +39,24 @@ def sweep_labels(tuner, trials, best, direction: str) -> dict[int, tuple]:
 
 def k_regret(by_k: dict[int, tuple], truth, chosen_k: int, n_classes: int | None, estimator: str):
     """(metrics, curve) of a sweep: metrics only where the data has labels."""
+    scores = {k: float(t.values[0]) for k, (t, _) in by_k.items()}
+    return regret_of({k: labels for k, (_, labels) in by_k.items()}, truth, chosen_k, n_classes, estimator, scores)
+
+
+def regret_of(labels_by_k: dict[int, np.ndarray], truth, chosen_k: int, n_classes: int | None, estimator: str,
+              scores: dict[int, float] | None = None):
+    """(metrics, curve) from the clustering at each K (and the way of choosing's per-K score, if any)."""
     from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
-    ks = sorted(by_k)
+    ks = sorted(labels_by_k)
     curve = {"estimator": estimator, "chosen_k": int(chosen_k), "k": ks,
-             "score": [float(by_k[k][0].values[0]) for k in ks]}
-    if truth is None or chosen_k not in by_k:
+             **({"score": [scores[k] for k in ks]} if scores is not None else {})}
+    if truth is None or chosen_k not in labels_by_k:
         return {}, curve
     truth = np.asarray(truth)
-    nmi = [float(normalized_mutual_info_score(truth, M.noise_as_group(by_k[k][1]), average_method=M.NMI_AVERAGE))
+    nmi = [float(normalized_mutual_info_score(truth, M.noise_as_group(labels_by_k[k]), average_method=M.NMI_AVERAGE))
            for k in ks]
-    ami = [float(adjusted_mutual_info_score(truth, M.noise_as_group(by_k[k][1]))) for k in ks]
+    ami = [float(adjusted_mutual_info_score(truth, M.noise_as_group(labels_by_k[k]))) for k in ks]
     best = ks[int(np.argmax(nmi))]
     at = ks.index(chosen_k)
     curve.update({"nmi": nmi, "ami": ami, "n_classes": n_classes, "k_best_nmi": best})
@@ -58,6 +66,30 @@ def k_regret(by_k: dict[int, tuple], truth, chosen_k: int, n_classes: int | None
     if n_classes:
         metrics["k_error"] = float(chosen_k - n_classes)
     return metrics, curve
+
+
+def semantic_regret(choice, cell, data, X, clusterers):
+    """``k=semantic`` scored like an estimator where labels exist: the cell's clusterer refitted at
+    every K of the default range (``k_min..k_max``, as ``k=auto`` sweeps it) and at the chosen K,
+    after K was chosen and never fed back; NMI/AMI at each, the error and regret of the chosen K."""
+    from clusterbench.k.config import TuneConfig
+    from clusterbench.k.space import K_MAX_CAP
+
+    choice.params["k_estimator"] = "semantic"
+    if data.labels is None or not clusterers.traits(cell.clusterer).tunable:
+        return choice
+    cfg, n, k = TuneConfig.parse(cell.tune, clusterers), len(X), int(choice.params["k"])
+    k_max = min(cfg.k_max if cfg.k_max is not None else max(cfg.k_min, min(K_MAX_CAP, n // 10)), n - 1)
+    labels_by_k = {}
+    for each in sorted({*range(cfg.k_min, k_max + 1), k}):
+        overrides = {**cell.seed_override(clusterers), "k": each}
+        with contextlib.suppress(Exception):  # a K the clusterer cannot make is left out of the curve
+            labels_by_k[each] = np.asarray(clusterers.create(cell.clusterer, **overrides).fit_predict(X))
+    metrics, curve = regret_of(labels_by_k, data.labels, k, data.n_classes, "semantic")
+    choice.metrics.update(metrics)
+    choice.curve = curve
+    choice.artifacts.update(curve_artifacts(curve))
+    return choice
 
 
 def curve_artifacts(curve: dict) -> Artifacts:

@@ -35,10 +35,11 @@ SEMANTIC_KEYS = {
     "metric": "distance between label vectors: cosine (default) or euclidean (on unit vectors)",
     "oov": "labels without a word vector: singleton (default, one group each) or drop",
     "similarity": "with vectors=wordnet: wup (default), path or lin, between the predicted synsets",
+    "min_share": "predicted classes holding less than this fraction of the images are left out (default 0)",
 }
 LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 EUCLIDEAN_ONLY = ("centroid", "median", "ward")
-NEEDS_HEAD = "k=semantic needs an embedder with an ImageNet classifier head (resnet152, densenet*, alexnet)"
+NEEDS_HEAD = "k=semantic needs an embedder with an ImageNet classifier head"
 
 _VECTORS_CACHE: dict[str, object] = {}
 
@@ -64,6 +65,12 @@ def parse_semantic(tune: dict | None) -> dict:
     if cfg["vectors"] is not None:
         cfg["vectors"] = str(cfg["vectors"])
     cfg["similarity"] = str(tune.get("similarity", "wup")).lower()
+    try:
+        cfg["min_share"] = float(tune.get("min_share", 0.0))
+    except (TypeError, ValueError):
+        cfg["min_share"] = -1.0
+    if isinstance(tune.get("min_share"), bool) or not 0 <= cfg["min_share"] < 1:
+        raise UserError(f"tune min_share={tune.get('min_share')!r}: expected a fraction of the images in [0, 1)")
     if cfg["vectors"] == "wordnet":
         from clusterbench.k.wordnet import SIMILARITIES
 
@@ -79,7 +86,8 @@ def parse_semantic(tune: dict | None) -> dict:
 def check_semantic_cell(cell, embedders) -> None:
     """Before anything runs: the embedder must have a classifier head, and vectors be given."""
     if not embedders.traits(cell.embedder).has_classifier:
-        raise UserError(f"{NEEDS_HEAD}; {cell.embedder.name!r} has none")
+        heads = ", ".join(n for n in embedders.list() if embedders.traits(n).has_classifier)
+        raise UserError(f"{NEEDS_HEAD} ({heads}); {cell.embedder.name!r} has none")
     cfg = parse_semantic(cell.tune)
     if cfg["vectors"] is None:
         raise UserError("k=semantic needs word vectors: --tune vectors=PATH (word2vec/GloVe/gensim KeyedVectors file), "
@@ -210,7 +218,9 @@ def semantic_k(cell, data, embedding, results_dir=None, storage=None, force=Fals
 
     predicted = logits.argmax(axis=1)
     histogram = Counter(names[i] for i in predicted)
-    labels = sorted(histogram, key=lambda n: (-histogram[n], n))
+    ranked = sorted(histogram, key=lambda n: (-histogram[n], n))
+    # a class predicted for a handful of images is noise of the classifier, not a kind of image
+    labels = [n for n in ranked if histogram[n] >= cfg["min_share"] * len(data)]
     if cfg["vectors"] == "wordnet":
         found, how, oov, groups, Z = _wordnet_groups(labels, classes, cfg, results_dir)
     else:
@@ -218,7 +228,7 @@ def semantic_k(cell, data, embedding, results_dir=None, storage=None, force=Fals
     n_groups = int(len(np.unique(groups)))
     k = n_groups + (len(oov) if cfg["oov"] == "singleton" else 0)
     if k < 2:
-        raise UserError(f"k=semantic: the {len(labels)} predicted class(es) ({', '.join(labels[:5])}) form {k} group(s) "
+        raise UserError(f"k=semantic: the {len(labels)} predicted class(es) kept ({', '.join(labels[:5])}) form {k} group(s) "
                         f"at threshold {cfg['threshold']:g}; lower the threshold or give k=N")
     k = min(k, len(data))
     grouped: dict[str, list[str]] = {}
@@ -228,8 +238,9 @@ def semantic_k(cell, data, embedding, results_dir=None, storage=None, force=Fals
         grouped.update({f"oov:{label}": [label] for label in oov})
 
     params = {
-        "k": k, "k_source": "semantic", "semantic.n_labels": len(labels), "semantic.n_groups": n_groups,
-        "semantic.n_oov": len(oov), "semantic.oov": cfg["oov"], "semantic.linkage": cfg["linkage"],
+        "k": k, "k_source": "semantic", "semantic.n_labels": len(ranked), "semantic.n_groups": n_groups,
+        "semantic.n_oov": len(oov), "semantic.oov": cfg["oov"], "semantic.min_share": cfg["min_share"],
+        "semantic.n_rare_left_out": len(ranked) - len(labels), "semantic.linkage": cfg["linkage"],
         "semantic.metric": cfg["metric"], "semantic.threshold": cfg["threshold"],
         "semantic.vectors": os.path.basename(cfg["vectors"]) if os.path.sep in cfg["vectors"] else cfg["vectors"],
     }
@@ -238,12 +249,12 @@ def semantic_k(cell, data, embedding, results_dir=None, storage=None, force=Fals
         if cfg["similarity"] == "lin":
             params["semantic.information_content"] = "intrinsic (descendants + 1; no sense-tagged corpus offline)"
     artifacts = Artifacts(
-        json={"semantic/label_histogram.json": {label: int(histogram[label]) for label in labels},
+        json={"semantic/label_histogram.json": {label: int(histogram[label]) for label in ranked},
               "semantic/labels.json": {"how_embedded": how, "oov": oov, "groups": grouped, "k": k,
                                        "vectors": cfg["vectors"]}},
         text={"semantic/oov.txt": "\n".join(oov) + ("\n" if oov else "")},
-        metrics={"semantic.n_labels": len(labels), "semantic.n_oov": len(oov), "semantic.k": k},
-        figures={"semantic/label_histogram.png": lambda: _histogram_figure(labels, histogram),
+        metrics={"semantic.n_labels": len(ranked), "semantic.n_oov": len(oov), "semantic.k": k},
+        figures={"semantic/label_histogram.png": lambda: _histogram_figure(ranked, histogram),
                  "semantic/dendrogram.png": lambda: _dendrogram_figure(Z, [lab for lab, _ in found], oov, cfg, k)})
     return KChoice(overrides={"k": k}, params=params, artifacts=artifacts)
 
