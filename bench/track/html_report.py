@@ -28,7 +28,7 @@ from .aggregate import (
     setting,
     short,
 )
-from .pictures import ARTIFACT_DIR, FILES
+from .pictures import ARTIFACT_DIR, FILES, failed_file_note
 
 SHOWN = ("nmi", "ari", "acc", "silhouette", "n_clusters", "noise_fraction")
 PICTURES = ("gallery", "contingency", "map", "sizes")
@@ -160,7 +160,9 @@ def pictures_section(report: Report) -> str:
                 png = report.picture(run.run_id, f"{ARTIFACT_DIR}/{FILES[kind]}") if run.run_id else None
                 if png:
                     pictures.append((kind, png_data_uri(png)))
-            items.append({"best": a.config in best, "pictures": pictures,
+            # which picture failed and why, when one did (pictures/failed.json of the run)
+            failed = failed_file_note(report.picture(run.run_id, f"{ARTIFACT_DIR}/failed.json")) if run.run_id else None
+            items.append({"best": a.config in best, "pictures": pictures, "failed": failed,
                           "summary": f"{short(a.config)} — {report.sort} {mean_std(a, report.sort)}"})
     return render_template("report_pictures.html.j2", items=items)
 
