@@ -71,6 +71,30 @@ def test_consensus_picks_the_partition_the_others_agree_with_and_regret_follows(
     assert selection_regret(fooled, nmi, ami)["selection_regret_nmi"] == pytest.approx(1.0 - nmi["unrelated"])
 
 
+def test_consensus_within_compares_only_partitions_of_the_same_embedder():
+    parts = _consensus_set()
+    p, p2, q2 = parts["centre"], parts["variant0"], parts["unrelated"]
+    candidates = [Candidate("e1-a", "t", p, embedder="e1"), Candidate("e1-b", "t", p2, embedder="e1"),
+                  Candidate("e2-a", "t", p.copy(), embedder="e2"), Candidate("e2-b", "t", q2, embedder="e2")]
+    scores = CRITERIA["consensus-within"](candidates)
+    assert scores["e1-a"] == pytest.approx(normalized_mutual_info_score(p, p2))
+    assert scores["e2-a"] == pytest.approx(normalized_mutual_info_score(p, q2))  # its twin in e1 does not count
+    assert recommend(candidates, "consensus-within").key == "e1-a"  # ties by key: e1-a before e1-b
+    anonymous = [dataclasses.replace(c, embedder=None) for c in candidates]
+    assert CRITERIA["consensus-within"](anonymous) == pytest.approx(CRITERIA["consensus"](anonymous))
+
+
+def test_own_umap_silhouette_scores_each_candidate_in_its_embedders_space():
+    truth = _truth()
+    rng = np.random.default_rng(3)
+    clear = rng.normal(size=(N, 2)) + np.c_[truth * 6.0, np.zeros(N)]
+    blurred = rng.normal(size=(N, 2))
+    candidates = [Candidate("sharp", "t", truth, embedder="good"), Candidate("vague", "t", truth, embedder="poor")]
+    scores = CRITERIA["own-umap-silhouette"](candidates, shared_space={"good": clear, "poor": blurred})
+    assert scores["sharp"] == pytest.approx(silhouette_score(clear, truth), rel=1e-5)
+    assert scores["vague"] == pytest.approx(silhouette_score(blurred, truth), rel=1e-5)
+
+
 def test_agreement_by_hand_matches_scikit_learn_noise_as_one_group():
     rng = np.random.default_rng(0)
     labels = [rng.integers(-1, 5, 200), rng.integers(0, 3, 200), np.r_[np.zeros(100, int), np.ones(100, int)]]

@@ -5,6 +5,12 @@ other partitions of the same dataset; the partition the others agree with most w
 ``consensus-ari`` averages the adjusted Rand index instead (chance-corrected, so it does not
 drift toward larger K the way NMI can).
 
+consensus-within: the same average taken only over the partitions of the same embedder's
+features (other clusterers, reducers, K). It scores a partition by how typical it is of its own
+representation and, through the level of agreement, how clear that representation's structure is
+(clear clusters make k-means, Ward, average linkage and HDBSCAN agree); no embedder outvotes another
+by having more configurations. Candidates without an embedder name form one group.
+
 stability (Ben-Hur et al. 2002; Lange et al. 2004): each partition's mean ARI to its own reruns
 (other seeds, subsamples) on the points they share; a configuration that says the same thing when
 refitted wins. Without reruns, or for a partition of fewer than two groups (one cluster, all
@@ -76,18 +82,27 @@ def agreement_matrix(candidates: Sequence[Candidate], measure: str = "nmi") -> n
     return out
 
 
-def _average_agreement(candidates, measure: str) -> dict[str, float]:
+def _average_agreement(candidates, measure: str, within_embedder: bool = False) -> dict[str, float]:
+    """Each partition's mean agreement to the others (of its own embedder); 0 when alone."""
     candidates = check_candidates(candidates)
-    if len(candidates) == 1:
-        return {candidates[0].key: 0.0}
     m = agreement_matrix(candidates, measure)
-    mean_to_others = (m.sum(axis=1) - 1.0) / (len(candidates) - 1)
-    return {c.key: float(v) for c, v in zip(candidates, mean_to_others, strict=True)}
+    np.fill_diagonal(m, np.nan)
+    if within_embedder:
+        group = np.array([str(c.embedder) for c in candidates])
+        m[group[:, None] != group[None, :]] = np.nan
+    counts = (~np.isnan(m)).sum(axis=1)
+    means = np.where(counts > 0, np.nansum(m, axis=1) / np.maximum(counts, 1), 0.0)
+    return {c.key: float(v) for c, v in zip(candidates, means, strict=True)}
 
 
 def consensus(candidates: Sequence[Candidate], shared_space=None, seed: int = 0) -> dict[str, float]:
     """ANMI: each partition's mean NMI to the other candidates."""
     return _average_agreement(candidates, "nmi")
+
+
+def consensus_within(candidates: Sequence[Candidate], shared_space=None, seed: int = 0) -> dict[str, float]:
+    """Each partition's mean NMI to the other candidates of the same embedder."""
+    return _average_agreement(candidates, "nmi", within_embedder=True)
 
 
 def consensus_ari(candidates: Sequence[Candidate], shared_space=None, seed: int = 0) -> dict[str, float]:

@@ -1,8 +1,8 @@
 """One candidate configuration of a dataset, as the recommendation sees it, and the noise rule.
 
 A candidate is what a finished cell hands over: its key, its dataset, its labels, and where
-available the features it clustered in, its own-space silhouette and the labels of reruns (other
-seeds, subsamples). Never the dataset's ground truth: nothing here has a field for it.
+available the features it clustered in, its own-space silhouette, the labels of reruns (other
+seeds, subsamples) and its embedder's name. Never the dataset's ground truth: nothing here has a field for it.
 
 Noise rule (HDBSCAN's -1), the same as the harness's label metrics:
 - agreement between partitions (consensus, stability) counts every noise point in one extra
@@ -43,6 +43,7 @@ class Candidate:
     features: np.ndarray | None = None  # (N, D) the space the labels were made in
     own_silhouette: float | None = None  # silhouette in that space, as the cell scored it
     reruns: tuple[Rerun, ...] = ()
+    embedder: str | None = None  # whose features (the embedder spec): groups candidates by representation
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels).astype(np.int64, copy=False)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .agreement import consensus, consensus_ari, stability
+from .agreement import consensus, consensus_ari, consensus_within, stability
 from .candidate import Candidate, check_candidates
-from .shared_space import shared_silhouette
+from .shared_space import own_umap_silhouette, shared_silhouette
 
 Criterion = Callable[..., dict[str, float]]
 
@@ -51,15 +51,19 @@ def rank_mean(*parts: Criterion) -> Criterion:
 CRITERIA: dict[str, Criterion] = {
     "consensus": consensus,
     "consensus-ari": consensus_ari,
+    "consensus-within": consensus_within,
     "stability": stability,
     "shared-silhouette": shared_silhouette,
+    "own-umap-silhouette": own_umap_silhouette,
     "own-silhouette": own_silhouette,
     "consensus+shared-silhouette": rank_mean(consensus, shared_silhouette),
     "consensus+stability": rank_mean(consensus, stability),
+    "consensus-within+own-umap-silhouette": rank_mean(consensus_within, own_umap_silhouette),
+    "consensus-within+shared-silhouette": rank_mean(consensus_within, shared_silhouette),
     "consensus+stability+shared-silhouette": rank_mean(consensus, stability, shared_silhouette),
 }
 NAIVE = ("own-silhouette",)  # registered for comparison, not to be the default
-DEFAULT = "consensus"
+DEFAULT = "consensus-within+own-umap-silhouette"  # lowest mean selection regret measured (docs/recommendation.md)
 
 
 def get(name: str) -> Criterion:

@@ -142,7 +142,7 @@ def build(grid: Grid, cache_dir: str = DEFAULT_CACHE, data=None, log=print) -> S
         saved = np.load(path)
         reruns = tuple(Rerun(saved[f"rerun{i}"], saved[f"index{i}"]) for i in range(len(RERUN_SEEDS)))
         own = float(saved["own"])
-        candidates.append(Candidate(key, grid.name, saved["labels"], X, None if np.isnan(own) else own, reruns))
+        candidates.append(Candidate(key, grid.name, saved["labels"], X, None if np.isnan(own) else own, reruns, embedder))
         scored = M.external_metrics(data.labels, M.noise_as_group(saved["labels"]))
         nmi[key], ami[key] = scored["nmi"], scored["ami"]
     return Scored(grid, candidates, nmi, ami, spaces)

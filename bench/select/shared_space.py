@@ -75,3 +75,23 @@ def shared_silhouette(candidates: Sequence[Candidate], shared_space=None, seed: 
         if len(Y) != len(candidates[0].labels):
             raise ValueError(f"shared space has {len(Y)} rows for {len(candidates[0].labels)} labelled points")
     return {c.key: float(np.mean([silhouette_with_noise(Y, c.labels, seed) for Y in spaces])) for c in candidates}
+
+
+def own_umap_silhouette(candidates: Sequence[Candidate], shared_space=None, seed: int = 0) -> dict[str, float]:
+    """Each candidate's silhouette in the UMAP of its own embedder's features (Lowe et al.'s recipe
+    per representation, the UMAP spaces being alike enough to compare): ``shared_space[embedder]``
+    when ``shared_space`` maps embedder names to spaces, else the UMAP of the features it clustered
+    in; NaN for a candidate with neither."""
+    out = {}
+    for c in check_candidates(candidates):
+        if isinstance(shared_space, Mapping) and c.embedder in shared_space:
+            Y = np.asarray(shared_space[c.embedder])
+        elif shared_space is not None and not isinstance(shared_space, Mapping):
+            Y = np.asarray(shared_space)
+        elif c.features is not None:
+            Y = umap_space(c.features, seed)
+        else:
+            out[c.key] = float("nan")
+            continue
+        out[c.key] = silhouette_with_noise(Y, c.labels, seed)
+    return out
