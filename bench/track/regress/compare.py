@@ -79,7 +79,8 @@ def _quality(config: str, metric: str, b: Stat, h: Stat, tolerances: Tolerances)
     else:
         better = delta if metric in rules.HIGHER_IS_BETTER else -delta
         verdict = "regressed" if better < -allowed - 1e-12 else "improved" if better > allowed + 1e-12 else "ok"
-    return Row(config, metric, b.mean, h.mean, f"{delta:+.4g}", verdict, note)
+    shown = f"{delta:+g}" if metric == rules.K_CHOSEN else f"{delta:+.4f}"
+    return Row(config, metric, b.mean, h.mean, shown, verdict, note)
 
 
 def _speed(config: str, metric: str, b: Config, h: Config, factor: float) -> Row:
