@@ -251,6 +251,9 @@ def _check_reading(args) -> str:
     """A reading command's store: there (never created by reading), sound, readable, not held locked."""
     from clusterbench.track.tracking import check_store, default_tracking_uri
 
+    if not _tracking_uri(args) and not _results_dir(args).is_dir():
+        raise UserError(f"--results {_results_dir(args)} does not exist (nothing has run there; name the results "
+                        "folder of a run, or give --tracking-uri)")
     uri = _tracking_uri(args) or default_tracking_uri(_results_dir(args))
     check_store(uri, write=False)
     return uri

@@ -3,12 +3,14 @@ and hands every record to the recorder, isolating failures so one bad cell never
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 from clusterbench.core.catalog import registries
 from clusterbench.core.contracts import Context
 from clusterbench.core.errors import UserError, one_line_reason
+from clusterbench.core.faults import StoreFault
 from clusterbench.core.interrupts import STOP_REQUESTED
 from clusterbench.core.locks import cell_lock, exclusive
 from clusterbench.core.suite import Cell, Suite
@@ -194,6 +196,10 @@ class Runner:
             self._stages(cell, result, recorder, run_id)
         except KeyboardInterrupt:
             recorder.killed(run_id)
+            raise
+        except StoreFault as exc:  # the disk or a store, not the cell: the suite stops, finished cells kept
+            with contextlib.suppress(Exception):
+                recorder.failed(run_id, exc)
             raise
         except Exception as exc:  # noqa: BLE001 - isolation: any failure stays inside its cell
             if STOP_REQUESTED.is_set():  # the interrupt surfaced as another exception

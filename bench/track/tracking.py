@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from clusterbench.core.errors import UserError
+from clusterbench.core.faults import as_fault, faults_named
 from clusterbench.core.interrupts import shielded
 from clusterbench.core.locks import pid_alive
 
@@ -35,6 +36,43 @@ _ANSWERED: set[str] = set()  # servers that answered the probe in this process (
 
 def default_tracking_uri(results_dir: Path) -> str:
     return f"sqlite:///{(Path(results_dir) / 'mlflow.db').resolve()}"
+
+
+def store_file(uri: str | None) -> Path | None:
+    """The database file behind a ``sqlite:///`` tracking URI (None for other stores)."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def check_store(uri: str, write: bool) -> None:
+    """Before anything runs: a sqlite store is sound, readable, not held locked and, to be
+    written, writable (:class:`StoreFault`, exit status 2); a reading command's store must exist
+    (it is never created by reading)."""
+    from clusterbench.core.writable import check_sqlite
+
+    path = store_file(uri)
+    if path is None:
+        return
+    if not write and not path.exists():
+        where = f"results directory {path.parent}" if path.parent.is_dir() else f"{path.parent} (it does not exist)"
+        raise UserError(f"no MLflow store in {where}: nothing has run there yet; give --results or --tracking-uri")
+    check_sqlite(path, "the MLflow store", write=write)
+
+
+def metric_names(uri: str, experiment: str | None = None) -> set[str]:
+    """Every metric a finished cell run of the store's clusterbench experiments (or of one) carries."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = client.search_experiments(filter_string="name LIKE 'clusterbench/%'")
+    ids = [e.experiment_id for e in experiments if experiment in (None, e.name, e.name.removeprefix("clusterbench/"))]
+    if not ids:
+        return set()
+    runs = client.search_runs(ids, filter_string=f"tags.`{ROLE_TAG}` = 'cell' and attributes.status = 'FINISHED'",
+                              max_results=1000)
+    return {name for run in runs for name in run.data.metrics}
 
 
 def check_tracking_server(uri: str | None, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -120,20 +158,25 @@ def _clean_metrics(metrics: dict) -> dict[str, float]:
     return out
 
 
+_ARTIFACT_CALLS = frozenset({"log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure", "log_image"})
+
+
 class _Shielded:
     """The MLflow client with every call shielded from Ctrl-C / SIGTERM: a stop waits for the
-    write in progress, so the store is never left locked mid-transaction."""
+    write in progress, so the store is never left locked mid-transaction. A full disk, a
+    read-only or damaged store becomes one line naming the store file (or the artifacts' folder)."""
 
-    def __init__(self, client):
-        self._client = client
+    def __init__(self, client, store: Path | None = None, artifacts: Path | None = None):
+        self._client, self._store, self._artifacts = client, store, artifacts
 
     def __getattr__(self, name):
         attr = getattr(self._client, name)  # third-party: MlflowClient's methods, shielded
         if not callable(attr):
             return attr
+        where = self._artifacts if name in _ARTIFACT_CALLS and self._artifacts else self._store
 
         def call(*args, **kwargs):
-            with shielded():
+            with shielded(), faults_named(where):
                 return attr(*args, **kwargs)
 
         return call
@@ -148,14 +191,18 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # schema-migration chatter on every new store
+        # it logs each failed query with a traceback before raising it: the raised error is named in one line
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
         self.uri = tracking_uri
         self.experiment_name = experiment
         if artifact_root is not None:  # a moved or restored results folder writes into itself
             from .portable import relocate_store
 
-            relocate_store(tracking_uri, artifact_root)
-        self.client = _Shielded(MlflowClient(tracking_uri))
+            with faults_named(store_file(tracking_uri), status=2):
+                relocate_store(tracking_uri, artifact_root)
+        self.client = _Shielded(MlflowClient(tracking_uri), store_file(tracking_uri),
+                                artifact_root and Path(artifact_root).resolve())
         try:
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
@@ -166,7 +213,8 @@ class Tracker:
                 if exp.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the tag, or by plain MLflow
                     self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         except Exception as e:  # noqa: BLE001 - store problems of any kind get one line
-            raise UserError(f"MLflow store {tracking_uri}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            fault = as_fault(e, store_file(tracking_uri), status=2)  # found before any cell ran
+            raise fault or UserError(f"MLflow store {tracking_uri}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
     def _create_experiment(self, name: str, location: str | None) -> str:
         from mlflow.exceptions import MlflowException
