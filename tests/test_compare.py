@@ -224,3 +224,14 @@ def test_history_page_in_chromium_shows_the_red_ring(measured, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
     assert red.sum() > 200  # the flagged plot's frame and ring, the flagged list
+
+
+def test_configurations_on_one_side_only_are_listed_not_failed(measured, tmp_path, capsys):
+    head = json.loads((measured / "base.json").read_text())
+    head["cells"] = [c for c in head["cells"] if "SleepyKMeans" not in c["key"]]
+    (tmp_path / "fewer.json").write_text(json.dumps(head))
+    status, out, _ = _compare(capsys, measured / "base.json", tmp_path / "fewer.json")
+    assert status == 0
+    assert f"only in base (not compared): `{SLEEPY}`" in out and f"`{SLEEPY}` |" not in out
+    status, out, _ = _compare(capsys, tmp_path / "fewer.json", measured / "base.json")
+    assert status == 0 and f"only in head (not compared): `{SLEEPY}`" in out

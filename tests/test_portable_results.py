@@ -77,3 +77,25 @@ def test_a_copied_results_folder_leaves_the_original_alone(tmp_path, capsys):
     run_id = MlflowClient(default_tracking_uri(original)).search_runs(
         [e.experiment_id for e in MlflowClient(default_tracking_uri(original)).search_experiments()])[0].info.run_id
     assert MlflowClient(default_tracking_uri(original)).get_run(run_id).info.artifact_uri.startswith(original.as_uri())
+
+
+def test_the_moved_studies_and_cache_never_name_the_old_path(tmp_path):
+    """The Optuna studies and the embedding cache are found through the folder: none of their
+    files refers to where it used to be. (MLflow's store is re-pointed on opening; the runs' own
+    records, such as the results_dir and optuna_storage params, still say where they ran.)"""
+    import optuna
+
+    from clusterbench.k.study import default_storage_url
+
+    old, new = tmp_path / "a" / "results", tmp_path / "b" / "results"
+    suite = tmp_path / "k.toml"
+    suite.write_text('name = "moved-k"\ndatasets = ["digits"]\nembedders = ["pixels"]\nclusterers = ["kmeans:n_init=1"]\n'
+                     'k = "auto:silhouette"\npictures = false\n[tune]\nk_max = 5\n')
+    assert run_cli_once(old, str(suite))[0] == 0
+    new.parent.mkdir()
+    shutil.move(old, new)
+    kept = [new / "optuna.db", *(new / "cache").rglob("*")]
+    assert [p for p in kept if p.is_file() and str(old).encode() in p.read_bytes()] == []
+    studies = optuna.get_all_study_summaries(default_storage_url(new))
+    assert len(studies) == 1 and studies[0].n_trials == 4  # K = 2..5, in the moved optuna.db
+    assert any((new / "cache").rglob("*.features.npy"))
