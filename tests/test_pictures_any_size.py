@@ -55,6 +55,7 @@ def test_every_picture_for_few_items_with_1000_features(tmp_path, n):
     assert len(rows) == 1 + min(n, 3)  # a row per cluster (here: per colour)
 
 
+@pytest.mark.slow
 def test_umap_map_of_few_items_uses_fewer_neighbours(tmp_path):
     pytest.importorskip("umap")
     import umap  # noqa: F401 - loaded, so the map is UMAP's
