@@ -38,3 +38,40 @@ def test_semantic_k_gets_an_error_and_a_regret_beside_an_estimator(cli, store, c
     assert row in out
     means = [line for line in out.splitlines() if line.startswith("| semantic | 1 |")]
     assert len(means) == 1  # the estimators' means: semantic is one of them
+
+
+def test_rarely_predicted_classes_are_left_out_with_min_share(results_dir):
+    """16 images: 7 tabby cats, 7 goldfish, one pedestal, one can opener (ImageNet classes, WordNet
+    3.0 distances). Kept, the two one-off predictions are groups of their own; min_share drops them."""
+    import numpy as np
+
+    from clusterbench.core.registry import Spec
+    from clusterbench.core.suite import Cell
+    from clusterbench.k.semantic_k import WORDNET_THRESHOLD, semantic_k
+    from clusterbench.methods.embedders import EMBEDDERS
+    from clusterbench.methods.embedders.base import Embedding, EmbedStats
+
+    classes = EMBEDDERS.create("efficientnet-lite0").classes()
+    index = {name: i for i, name in enumerate(classes.names)}
+    predicted = ["tabby"] * 7 + ["goldfish"] * 7 + ["pedestal", "can opener"]
+    logits = np.zeros((16, len(classes.names)), np.float32)
+    logits[np.arange(16), [index[name] for name in predicted]] = 1.0
+    embedding = Embedding(np.zeros((16, 2), np.float32), EmbedStats(), logits, classes)
+
+    def k_of(**tune):
+        cell = Cell(Spec.parse("digits"), Spec.parse("efficientnet-lite0"), Spec.parse("kmeans"), 0, "semantic", None,
+                    {"vectors": "wordnet", **tune})
+        return semantic_k(cell, list(range(16)), embedding, results_dir=results_dir).params
+
+    every = k_of()
+    assert every["semantic.threshold"] == WORDNET_THRESHOLD == 0.3 and every["semantic.n_labels"] == 4
+    assert every["k"] == 4 and every["semantic.n_rare_left_out"] == 0  # cat, fish, pedestal, can opener apart
+    common = k_of(min_share=0.1)  # 1/16 of the images each: below a tenth
+    assert common["k"] == 2 and common["semantic.n_rare_left_out"] == 2 and common["semantic.n_labels"] == 4
+
+
+def test_a_bad_min_share_is_one_line_before_anything_runs(run_cli):
+    status, _, err, summary = run_cli("-d", "digits", "-e", "efficientnet-lite0", "-c", "kmeans", "--k", "semantic",
+                                      "--tune", "vectors=wordnet,min_share=2")
+    assert status == 2 and summary is None and err.count("\n") == 1
+    assert "tune min_share=2: expected a fraction of the images in [0, 1)" in err
