@@ -84,6 +84,17 @@ def test_consensus_within_compares_only_partitions_of_the_same_embedder():
     assert CRITERIA["consensus-within"](anonymous) == pytest.approx(CRITERIA["consensus"](anonymous))
 
 
+def test_the_default_without_features_ranks_by_consensus_within():
+    from clusterbench.select import DEFAULT
+
+    parts = _consensus_set()
+    candidates = [Candidate(name, "t", labels, embedder="e") for name, labels in parts.items()]
+    rec = recommend(candidates)
+    assert rec.criterion == DEFAULT == "consensus-within+own-umap-silhouette"
+    assert [k for k, _ in rec.ranking] == [k for k, _ in recommend(candidates, "consensus-within").ranking]
+    assert rec.key == "centre"
+
+
 def test_own_umap_silhouette_scores_each_candidate_in_its_embedders_space():
     truth = _truth()
     rng = np.random.default_rng(3)
