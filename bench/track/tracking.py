@@ -63,6 +63,7 @@ def check_store(uri: str, write: bool) -> None:
 
 def metric_names(uri: str, experiment: str | None = None) -> set[str]:
     """Every metric a finished cell run of the store's clusterbench experiments (or of one) carries."""
+    check_tracking_server(uri)  # an unreachable server: one line in seconds, not minutes of retries
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
