@@ -4,26 +4,42 @@ dataset has labels (never shown to the criterion), how much better the best one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from clusterbench.select import DEFAULT, Candidate, recommend, selection_regret
+from clusterbench.select.shared_space import umap_space
 
 
-def recommendations(results, criterion: str = DEFAULT, seed: int = 0) -> list[dict]:
-    """One entry per dataset with at least one finished cell whose labels are at hand."""
+def recommendations(results, features_of: Callable | None = None, criterion: str = DEFAULT,
+                    seed: int = 0) -> list[dict]:
+    """One entry per dataset with at least one finished cell whose labels are at hand.
+    ``features_of(cell)``: the embedder's features of the cell's dataset (None when not at hand);
+    the default criterion judges each configuration in the UMAP of its embedder's features."""
     by_dataset: dict[str, list] = {}
     for r in results:
         if r.status == "ok" and r.labels is not None:
             by_dataset.setdefault(str(r.cell.dataset), []).append(r)
-    return [_recommend(dataset, cells, criterion, seed) for dataset, cells in by_dataset.items()]
+    return [_recommend(dataset, cells, criterion, seed, features_of) for dataset, cells in by_dataset.items()]
 
 
-def _recommend(dataset: str, cells: list, criterion: str, seed: int) -> dict:
+def _spaces(cells: list, features_of: Callable | None, seed: int) -> dict[str, object]:
+    """Per embedder of a dataset, the seeded UMAP of its features (the criterion's shared space)."""
+    spaces = {}
+    for r in cells:
+        name = str(r.cell.embedder)
+        if name not in spaces and features_of is not None and (X := features_of(r.cell)) is not None:
+            spaces[name] = umap_space(X, seed)
+    return spaces
+
+
+def _recommend(dataset: str, cells: list, criterion: str, seed: int, features_of: Callable | None) -> dict:
     # several seeds of one configuration are several candidates: each cell is judged on its own
-    candidates = [Candidate(r.cell.key, dataset, r.labels, own_silhouette=r.metrics.get("silhouette"))
-                  for r in cells]
+    candidates = [Candidate(r.cell.key, dataset, r.labels, own_silhouette=r.metrics.get("silhouette"),
+                            embedder=str(r.cell.embedder)) for r in cells]
     if len(candidates) == 1:  # nothing to compare with: the only configuration there is
         entry = {"dataset": dataset, "cell_key": candidates[0].key, "criterion": "only configuration", "score": None}
     else:
-        chosen = recommend(candidates, criterion, seed=seed)
+        chosen = recommend(candidates, criterion, shared_space=_spaces(cells, features_of, seed) or None, seed=seed)
         entry = {"dataset": dataset, "cell_key": chosen.key, "criterion": chosen.criterion, "score": chosen.score}
     nmi = {r.cell.key: r.metrics["nmi"] for r in cells if r.metrics.get("nmi") is not None}
     ami = {r.cell.key: r.metrics["ami"] for r in cells if r.metrics.get("ami") is not None}

@@ -135,8 +135,14 @@ class Runner:
         said, and costs no cell)."""
         from clusterbench.run.recommendations import recommendations, summary_line
 
+        def features_of(cell: Cell):
+            try:  # in memory, or the cache's copy (cells run by workers, or finished earlier)
+                return self.inputs.embed(cell, self.inputs.load(cell)).embedding.features
+            except Exception:  # noqa: BLE001 - judged without its embedder's space
+                return None
+
         try:
-            found = recommendations(results)
+            found = recommendations(results, features_of)
         except Exception as exc:  # noqa: BLE001 - the cells stand without a recommendation
             self.log(f"recommendation: failed: {one_line_reason(exc)}")
             return []
