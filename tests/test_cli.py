@@ -207,6 +207,8 @@ def test_ui_binds_to_localhost_over_the_project_store(monkeypatch, results_dir):
 
     captured = {}
     monkeypatch.setattr(os, "execv", lambda exe, argv: captured.update(argv=argv))
+    assert main(["ui", "--results", str(results_dir)]) == 2  # nothing has run there: ui never creates a store
+    MlflowClient(default_tracking_uri(results_dir)).search_experiments()  # a store, as a run leaves one
     assert main(["ui", "--results", str(results_dir)]) == 0
     argv = captured["argv"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
