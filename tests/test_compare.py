@@ -96,6 +96,7 @@ def test_a_baseline_with_nmi_higher_by_0_1_fails_naming_the_configuration(measur
     baseline["configurations"][KMEANS]["metrics"]["nmi"]["mean"] -= 0.1
     path.write_text(json.dumps(baseline))
     assert _compare(capsys, path, measured / "base.json")[0] == 0
+    assert _compare(capsys, path, measured / "results", "--head-revision", "r1")[0] == 0
 
 
 def test_an_injected_slowdown_is_flagged_and_a_slower_machine_is_not(measured, tmp_path, capsys):
