@@ -266,3 +266,24 @@ def test_a_cache_write_on_a_full_disk_names_the_file_and_leaves_no_part(tmp_path
         assert list((disk / "embeddings").iterdir()) == []  # the temp file is gone, nothing half-written
     finally:
         _umount(disk)
+
+
+def test_an_artifact_copy_on_a_full_disk_names_it_and_leaves_nothing_half_written(tmp_path):
+    from clusterbench.core.faults import StoreFault
+    from clusterbench.track.tracking import Tracker, default_tracking_uri
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk))
+    try:
+        tracker = Tracker(default_tracking_uri(tmp_path), "clusterbench/faults", disk / "mlartifacts")
+        run_id = tracker.start_run("cell", {})
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"\1" * (3 << 20))  # 3 MB onto a 1 MB disk
+        with pytest.raises(StoreFault, match=r"^the disk holding .* is full$"):
+            tracker.log_file(run_id, big)
+        assert [p for p in (disk / "mlartifacts").rglob("*") if p.is_file()] == []
+        tracker.log_text(run_id, "small.txt", "fits\n")  # the store itself still works
+        assert [p.name for p in (disk / "mlartifacts").rglob("*") if p.is_file()] == ["small.txt"]
+    finally:
+        _umount(disk)

@@ -165,7 +165,8 @@ _ARTIFACT_CALLS = frozenset({"log_artifact", "log_artifacts", "log_dict", "log_t
 class _Shielded:
     """The MLflow client with every call shielded from Ctrl-C / SIGTERM: a stop waits for the
     write in progress, so the store is never left locked mid-transaction. A full disk, a
-    read-only or damaged store becomes one line naming the store file (or the artifacts' folder)."""
+    read-only or damaged store becomes one line naming the store file (or the artifacts' folder;
+    MLflow writes each artifact through a temp file, so a failed copy leaves nothing behind)."""
 
     def __init__(self, client, store: Path | None = None, artifacts: Path | None = None):
         self._client, self._store, self._artifacts = client, store, artifacts
