@@ -155,6 +155,18 @@ def test_a_store_that_is_a_folder_is_named(results, capsys):
     assert capsys.readouterr().err == f"clusterbench: error: {results / 'mlflow.db'} is a folder, not the MLflow store\n"
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file: as another user, a mode-000 store is unreadable")
+def test_an_unreadable_store_is_one_line_naming_it(results, capsys):
+    db = results / "mlflow.db"
+    db.chmod(0)
+    try:
+        assert main(["report", "--results", str(results)]) == 2
+        assert capsys.readouterr().err == (f"clusterbench: error: {db} cannot be read or written by this user "
+                                           "(permission denied)\n")
+    finally:
+        db.chmod(0o644)
+
+
 # -- reading commands never create what they read ---------------------------------------------------
 
 

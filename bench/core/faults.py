@@ -53,8 +53,8 @@ _ERRNO = {
     errno.ENOSPC: "the disk holding {path} is full",
     errno.EDQUOT: "the disk quota of the owner of {path} is used up",
     errno.EROFS: "{path} is on a read-only file system",
-    errno.EACCES: "{path} is not writable or readable here (permission denied)",
-    errno.EPERM: "{path} is not writable or readable here (operation not permitted)",
+    errno.EACCES: "{path} cannot be read or written by this user (permission denied)",
+    errno.EPERM: "{path} cannot be read or written by this user (operation not permitted)",
     errno.EISDIR: "{path} is a folder where a file was expected",
     errno.ENOTDIR: "{path} is a file where a folder was expected",
 }
