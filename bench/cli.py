@@ -318,9 +318,12 @@ def cmd_ui(args) -> int:
 
 def cmd_server(args) -> int:
     """``mlflow server`` with artifacts served through it, so workers need only its URL."""
+    from clusterbench.track.tracking import check_store
+
     root = _results_dir(args) / "server"
-    root.mkdir(parents=True, exist_ok=True)
     store = args.backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
+    check_store(store, write=True)  # a damaged, locked or read-only store: one line before MLflow starts
+    root.mkdir(parents=True, exist_ok=True)
     artifacts = args.artifacts or str(root / "mlartifacts")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--artifacts-destination",
            artifacts, "--host", args.host, "--port", str(args.port), "--workers", "1"]
