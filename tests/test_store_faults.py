@@ -103,6 +103,7 @@ def _rerun_completes(results: Path) -> None:
 # -- damaged, unreadable or locked stores ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_damaged_mlflow_store_is_one_line_naming_it_for_run_and_report(results, damage, capsys):
     db = results / "mlflow.db"
@@ -196,6 +197,7 @@ def test_report_sort_names_the_closest_metric_the_store_holds(results, capsys):
 # -- the disk: read-only or full, before a run and in the middle of one -----------------------------
 
 
+@pytest.mark.slow
 def test_a_read_only_cache_is_refused_before_the_embedding_is_computed(results):
     _read_only(results / "cache")
     try:
@@ -234,6 +236,7 @@ def small_disk(finished, tmp_path):
     _umount(disk)
 
 
+@pytest.mark.slow
 def test_a_disk_full_mid_run_stops_with_one_line_and_a_rerun_completes(small_disk):
     results, filler = small_disk / "results", small_disk / "filler"
 
@@ -251,6 +254,7 @@ def test_a_disk_full_mid_run_stops_with_one_line_and_a_rerun_completes(small_dis
     _rerun_completes(results)
 
 
+@pytest.mark.slow
 def test_a_folder_turned_read_only_mid_run_stops_with_one_line_and_a_rerun_completes(results):
     artifacts = results / "mlartifacts"
     status, err = _console("run", *GRID, *SEEDS, "--results", str(results), stop_on="[1/3]",
