@@ -38,7 +38,7 @@ class Writable(Marker):
     noun = "a writable folder"
 
     def _probe(self, path: str) -> None:
-        probe_folder(path, "the output")
+        probe_folder(path, None)
 
     def problem(self, value, owner=None):
         try:
@@ -58,7 +58,7 @@ class WritableFile(Writable):
     noun = "a writable file"
 
     def _probe(self, path: str) -> None:
-        probe_file(path, "the output")
+        probe_file(path, None)
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class WritablePath(Writable):
     noun = "a writable path"
 
     def _probe(self, path: str) -> None:
-        probe_folder(path, "the output") if not _is_file(path) else probe_file(path, "the output")
+        probe_folder(path, None) if not _is_file(path) else probe_file(path, None)
 
 
 def _is_file(path: str) -> bool:
@@ -227,14 +227,18 @@ BY_DEST: dict[str, Any] = {
 
 def declare_values(parser: argparse.ArgumentParser, reading: set[str]) -> argparse.ArgumentParser:
     """Give each subcommand's options named in :data:`BY_DEST` their checked ``type=`` (an
-    option typed otherwise than ``int`` keeps its own); a ``reading`` command's ``--results``
-    must exist (reading never creates it)."""
+    option typed otherwise than ``int`` keeps its own). A ``reading`` command's ``--results``
+    must exist (reading never creates it); where the command also takes ``--tracking-uri``, the
+    command checks that itself (a server's URI needs no results folder)."""
     for action in parser._actions:  # third-party: argparse keeps its actions and subparsers here
         if not isinstance(action, argparse._SubParsersAction):  # third-party: argparse's subcommands
             continue
         for command, sub in action.choices.items():
+            dests = {option.dest for option in sub._actions}  # third-party: argparse's actions
             for option in sub._actions:  # third-party: argparse's actions
-                hint = ExistingResults if option.dest == "results" and command in reading else BY_DEST.get(option.dest)
+                hint = BY_DEST.get(option.dest)
+                if option.dest == "results" and command in reading:
+                    hint = None if "tracking_uri" in dests else ExistingResults
                 if hint is not None and option.type in (None, int) and option.option_strings:
                     option.type = value(hint, option.dest)
     return parser

@@ -25,30 +25,31 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def probe_folder(path: str | os.PathLike, what: str, status: int = 2) -> Path:
+def probe_folder(path: str | os.PathLike, what: str | None, status: int = 2) -> Path:
     """Raise :class:`StoreFault` unless ``path`` (a folder, made later if missing) can be written:
     a file is created and removed in it, or in its nearest existing parent. Nothing is left."""
     path = Path(path).expanduser().absolute()
     here = _nearest_existing(path)
-    needed = f"(needed for {what}{'' if here == path else f', {path}'})"
+    needed = f"(needed for {what}{'' if here == path else f', {path}'})" if what else ""
     if not here.is_dir():
-        raise StoreFault(f"{here} is a file where a folder is needed {needed}", status)
+        raise StoreFault(f"{here} is a file where a folder is needed {needed}".rstrip(), status)
     try:
         fd, probe = tempfile.mkstemp(dir=here, prefix=".clusterbench-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise StoreFault(f"{fault_line(exc, here) or f'{here}: {exc.strerror}'} {needed}", status) from None
+        bare = OSError(exc.errno, exc.strerror)  # named by the folder, not by the probe's own name
+        raise StoreFault(f"{fault_line(bare, here) or f'{here}: {exc.strerror}'} {needed}".rstrip(), status) from None
     if disk_state(here) == "full":
-        raise StoreFault(f"the disk holding {here} is full {needed}", status)
+        raise StoreFault(f"the disk holding {here} is full {needed}".rstrip(), status)
     return path
 
 
-def probe_file(path: str | os.PathLike, what: str, status: int = 2) -> Path:
+def probe_file(path: str | os.PathLike, what: str | None, status: int = 2) -> Path:
     """A file to be written (replaced whole): its folder can be written and it is not a folder."""
     path = Path(path).expanduser().absolute()
     if path.is_dir():
-        raise StoreFault(f"{path} is a folder where a file is needed (for {what})", status)
+        raise StoreFault(f"{path} is a folder where a file is needed{f' (for {what})' if what else ''}", status)
     probe_folder(path.parent, what, status)
     return path
 
