@@ -56,6 +56,6 @@ def test_the_github_job_runs_the_quick_suite_and_passes_against_the_committed_ba
     assert ran == ["Run the suite", "Compare with the baseline", "History page"]
     table = (tmp_path / "compare.md").read_text()
     assert table.startswith("### clusterbench compare: no regression")
-    assert "`digits|pixels|kmeans:n_init=5|k=default|reduce=none` | nmi | 0.74 | 0.74 | +0.0000 | ok" in table
+    assert r"`digits\|pixels\|kmeans:n_init=5\|k=default\|reduce=none` | nmi | 0.74 | 0.74 | +0.0000 | ok" in table
     assert table in (tmp_path / "summary.md").read_text()
     assert "<code>" in (tmp_path / "history.html").read_text()

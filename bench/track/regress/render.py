@@ -15,6 +15,11 @@ def _value(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _escaped(text: str) -> str:
+    """A cell key's ``|`` would split a Markdown table cell, even inside a code span (GitHub)."""
+    return text.replace("|", "\\|")
+
+
 def _side(side: Side) -> str:
     rev = f" @ {side.revision}" if side.revision else ""
     cal = f", calibration {side.calibration:.3f} s" if side.calibration else ""
@@ -30,7 +35,7 @@ def markdown(result: Comparison, base: Side, head: Side, all_rows: bool = True) 
     if rows:
         lines += ["| configuration | metric | base | head | delta | verdict | note |", "|---|---|---|---|---|---|---|"]
         ordered = sorted(rows, key=lambda r: (not r.worse, r.config))  # regressions first, then as compared
-        lines += [f"| `{r.config}` | {r.metric} | {_value(r.base)} | {_value(r.head)} | {r.delta} | "
+        lines += [f"| `{_escaped(r.config)}` | {r.metric} | {_value(r.base)} | {_value(r.head)} | {r.delta} | "
                   f"{MARKS.get(r.verdict, r.verdict)} | {r.note} |" for r in ordered]
     for title, configs in (("only in base", result.only_base), ("only in head", result.only_head)):
         if configs:
