@@ -16,7 +16,10 @@ FLOORS = {
     # margin is sklearn's full k-means++ (1.6-2.1x measured); "never slower" is the floor.
     "kmeans_k10_vs_sklearn": 1.0,
     "silhouette_vs_sklearn": 2.0,
-    "cached_embedding_fraction": 0.05,  # second run's embedding time / first run's (lower is better)
+    "cached_embedding_fraction": 0.05,
+    # UMAP 10-d of 6,000 Fashion-MNIST images: PCA to 50 and faiss's exact neighbour graph vs plain
+    # umap-learn (3.05x measured on 10,000, NMI 0.631 both); the floor leaves room for a loaded host.
+    "umap_vs_umap_learn": 1.5,  # second run's embedding time / first run's (lower is better)
 }
 
 

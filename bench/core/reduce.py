@@ -28,19 +28,60 @@ from clusterbench.core.params import Interval, PositiveInt, Seed, check_all, dec
 UMAP_METRICS = Literal["euclidean", "cosine", "manhattan", "correlation"]
 
 
-def umap_embed(X: np.ndarray, dims: int, neighbors: int, min_dist: float, metric: str, seed: int) -> np.ndarray:
-    """A seeded UMAP embedding of ``X`` (umap-learn; seeded runs are single-threaded)."""
+# Above this many points umap-learn's own neighbour search (NN-descent, numba) is most of a run;
+# faiss's exact search is faster there and exact. Below it, the difference is noise.
+FAISS_KNN_MIN_POINTS = 4096
+# Above this many dimensions the neighbour graph is built on a PCA to PCA_BEFORE_UMAP first: on
+# Fashion-MNIST 70k x 784 that was 1.8x faster with the same k-means NMI (0.644 vs 0.642).
+PCA_BEFORE_UMAP = 50
+PCA_ABOVE_DIMS = 100
+
+
+def umap_embed(X: np.ndarray, dims: int, neighbors: int, min_dist: float, metric: str, seed: int,
+               fast: bool = True) -> np.ndarray:
+    """A seeded UMAP embedding of ``X`` (umap-learn; seeded runs are single-threaded). With ``fast``
+    (the harness's way): wide features go through PCA to 50 first, and a large set's neighbour
+    graph comes from faiss, handed to umap-learn as its ``precomputed_knn``; the layout's epochs are
+    umap-learn's own rule (200 above 10,000 points, else 500)."""
     import warnings
 
     import umap
 
     if dims > X.shape[1]:
         raise UserError(f"reducer umap={dims}: more than the {X.shape[1]} dimensions of these features")
+    neighbors = min(neighbors, len(X) - 1)
+    knn = None
+    if fast:
+        if X.shape[1] > PCA_ABOVE_DIMS and min(X.shape) > PCA_BEFORE_UMAP and metric in ("euclidean", "cosine"):
+            X = Reducer(pca=PCA_BEFORE_UMAP, seed=seed).fit_transform(X)
+        if len(X) >= FAISS_KNN_MIN_POINTS and metric in ("euclidean", "cosine"):
+            knn = faiss_knn(X, neighbors, metric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state", numba notes
-        model = umap.UMAP(n_components=dims, n_neighbors=min(neighbors, len(X) - 1), min_dist=min_dist,
-                          metric=metric, random_state=seed)
+        model = umap.UMAP(n_components=dims, n_neighbors=neighbors, min_dist=min_dist, metric=metric,
+                          random_state=seed, precomputed_knn=knn or (None, None, None))
         return np.ascontiguousarray(model.fit_transform(X), dtype=np.float32)
+
+
+def faiss_knn(X: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray, None]:
+    """Each point's ``k`` nearest neighbours (itself first) and their distances, exact, in the form
+    umap-learn's ``precomputed_knn`` takes (cosine: on unit rows, as 1 - cosine similarity)."""
+    from clusterbench.core.backends import import_faiss
+
+    faiss = import_faiss()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if metric == "cosine":
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        index = faiss.IndexFlatIP(X.shape[1])
+        index.add(X)
+        similarity, indices = index.search(X, k)
+        distances = np.maximum(1.0 - similarity, 0.0)
+    else:
+        index = faiss.IndexFlatL2(X.shape[1])
+        index.add(X)
+        squared, indices = index.search(X, k)
+        distances = np.sqrt(np.maximum(squared, 0.0))
+    return indices.astype(np.int64), distances.astype(np.float32), None
 
 
 @dataclass

@@ -79,3 +79,24 @@ def test_second_run_skips_the_forward_pass(run_cli, benchmark):
 def test_default_suite_end_to_end(run_cli, benchmark):
     result = benchmark.pedantic(run_cli, rounds=1)
     assert result[0] == 0
+
+
+@needs_fashion
+def test_umap_at_its_neighbour_graphs_speed_keeps_the_clustering():
+    """The harness's UMAP (PCA first above 100 dimensions, faiss's exact kNN above 4,096 points)
+    against plain umap-learn on the same pixels: faster by the floor, the same k-means NMI."""
+    import time
+
+    from sklearn.cluster import KMeans
+
+    from clusterbench.core.reduce import umap_embed
+
+    X, y = _fashion_pixels(6000)
+    seconds, scores = {}, {}
+    for fast in (False, True):
+        start = time.perf_counter()
+        Y = umap_embed(X, 10, 30, 0.0, "euclidean", 0, fast=fast)
+        seconds[fast] = time.perf_counter() - start
+        scores[fast] = nmi(y, KMeans(10, n_init=10, random_state=0).fit_predict(Y))
+    assert abs(scores[True] - scores[False]) <= 0.01, scores
+    check_ratio("umap_vs_umap_learn", seconds[False] / seconds[True])
