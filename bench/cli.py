@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only this experiment (clusterbench/NAME or the suite name NAME)")
     rep.add_argument("--results", help="results directory")
     rep.add_argument("--tracking-uri")
-    rep.add_argument("--sort", default="nmi", help="metric to sort and rank by (default nmi)")
+    rep.add_argument("--sort", help="metric to sort and rank by (default nmi; silhouette where no cell has labels)")
     rep.add_argument("--markdown", "--output", "-o", dest="markdown", metavar="PATH", help="also write the Markdown here")
     rep.add_argument("--html", metavar="PATH", help="write the HTML report (mean ± std, ranks, pictures; opens offline)")
     rep.add_argument("--ui-url", help="base URL of the MLflow UI the run links point to (default: the tracking "
@@ -265,6 +265,8 @@ def _check_sort(uri: str, args) -> None:
     from clusterbench.track.tracking import metric_names
 
     names = sorted(metric_names(uri, args.experiment))
+    if args.sort is None:  # unlabelled runs have no NMI: rank by what they have
+        args.sort = "nmi" if "nmi" in names or not names else "silhouette"
     if names and args.sort not in names:
         raise UserError(f"--sort {args.sort} {unknown_choice(args.sort, names, 'metric')}")
 

@@ -10,8 +10,8 @@ import pytest
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.params import DevicePattern, ExistingDir, ExistingFile, Interval, check, declared
-from clusterbench.core.registry import Registry
 from clusterbench.core.reduce import Reducer
+from clusterbench.core.registry import Registry
 
 
 def _all_entries():
