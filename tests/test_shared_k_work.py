@@ -36,3 +36,24 @@ def test_the_micro_cluster_mode_shares_its_summary_too(digits):
     for k in (5, 10):
         fitted = clusterers.create(spec, k=k, seed=0).fit(digits).labels
         assert adjusted_rand_score(fitted, at(k)) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("dataset", "estimator"), [
+    ("digits", "auto:elbow"),
+    ("digits:limit=400", "auto:gap"),
+    pytest.param("fashion-mnist:split=test,limit=2000", "auto:elbow", marks=pytest.mark.skipif(
+        not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").exists(), reason="no Fashion-MNIST")),
+])
+def test_a_sweep_sharing_one_tree_chooses_the_k_of_per_k_refits(run_cli, dataset, estimator):
+    """The same estimator over the same K range, once through the shared tree (agglomerative) and
+    once refitted at every K (scikit-learn's AgglomerativeClustering through the estimator adapter,
+    which shares nothing): the same K, the same NMI."""
+    status, _, err, summary = run_cli(
+        "-d", dataset, "-e", "pixels", "-c", "agglomerative:linkage=ward",
+        "-c", "sklearn:estimator=sklearn.cluster.AgglomerativeClustering,linkage=ward",
+        "--k", estimator, "--tune", "k_max=30" if "gap" not in estimator else "k_max=12", "--pictures", "false")
+    assert status == 0, err
+    shared, refitted = summary["cells"]
+    assert shared["params"]["k"] == refitted["params"]["k"]
+    assert shared["metrics"]["nmi"] == pytest.approx(refitted["metrics"]["nmi"])

@@ -58,7 +58,7 @@ class EstimatorTuner(Tuner):
         overrides = {"k": int(k)}
         if self.cell.seed_override(self.clusterers):
             overrides["seed"] = int(seed)
-        return np.asarray(self.clusterers.create(self.cell.clusterer, **overrides).fit_predict(X))
+        return self.labels_at(X, overrides)
 
     def _evaluate(self, trial, params: dict) -> list[float]:
         start, k = time.perf_counter(), int(params["k"])

@@ -52,6 +52,9 @@ class Tuner:
                                   make_sampler(self.sampler_kind, self.seed), self.cfg, self.log)
         self.labels: dict[int, np.ndarray] = {}  # trial number -> assignment, for the figure
         self._reduced: dict[int, np.ndarray] = {}
+        # work a clusterer shares across K (one tree for every K): per (features, parameters besides
+        # K), holding the features so their id stays theirs while the entry lives
+        self._sweeps: dict[tuple, tuple[np.ndarray, object]] = {}
 
     # hooks for a sweep whose objective is a K estimator's (clusterbench.k.sweep)
     def _config(self, cfg: TuneConfig) -> TuneConfig:
@@ -102,7 +105,19 @@ class Tuner:
 
     def fit_labels(self, params: dict) -> np.ndarray:
         overrides = {**self.cell.seed_override(self.clusterers), **{k: v for k, v in params.items() if k != "pca"}}
-        return np.asarray(self.clusterers.create(self.cell.clusterer, **overrides).fit_predict(self.features(params.get("pca"))))
+        return self.labels_at(self.features(params.get("pca")), overrides)
+
+    def labels_at(self, X: np.ndarray, overrides: dict) -> np.ndarray:
+        """The cell's clusterer on ``X`` with ``overrides``. One that shares work across K (its
+        ``sweeps_k`` trait) does that work once per (features, parameters besides K) and answers
+        every K from it; the others are fitted afresh."""
+        if "k" not in overrides or not self.clusterers.traits(self.cell.clusterer).sweeps_k:
+            return np.asarray(self.clusterers.create(self.cell.clusterer, **overrides).fit_predict(X))
+        rest = tuple(sorted((name, value) for name, value in overrides.items() if name != "k"))
+        key = (id(X), X.shape, rest)
+        if key not in self._sweeps:
+            self._sweeps[key] = (X, self.clusterers.create(self.cell.clusterer, **dict(rest)).sweep(X))
+        return np.asarray(self._sweeps[key][1](int(overrides["k"])))
 
     def _evaluate(self, trial, params: dict) -> list[float]:
         X, start = self.features(params.get("pca")), time.perf_counter()

@@ -19,6 +19,7 @@ from clusterbench.core.params import Interval, K, PositiveInt, Seed
 from .base import CLUSTERERS, ClustererBase, ClusterResult, Param, check_features, check_k
 
 LINKAGES = ("ward", "average", "complete", "single")
+CUTS_AT_ONCE = 64  # a K sweep's cuts made in one walk of the tree (the sweep's default range is 2..50)
 
 
 def available_memory_bytes() -> int:
@@ -87,10 +88,14 @@ class Agglomerative(ClustererBase):
             micro, X = self._micro_centres(X)
         self._check_memory(len(X))
         tree = linkage(X, method=self.linkage)
+        cuts: dict[int, np.ndarray] = {}
 
         def at(k: int) -> np.ndarray:
             check_k(k, len(X), "agglomerative")
-            labels = cut_tree(tree, n_clusters=int(k)).ravel().astype(np.int64)
+            if int(k) not in cuts:  # one walk of the tree cuts it at many K (one K a walk costs as much)
+                ks = list(range(2, min(len(X), max(CUTS_AT_ONCE, 2 * int(k))) + 1))
+                cuts.update(zip(ks, cut_tree(tree, n_clusters=ks).T.astype(np.int64), strict=True))
+            labels = cuts[int(k)]
             return labels if micro is None else labels[micro]
 
         return at

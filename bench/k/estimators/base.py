@@ -44,12 +44,21 @@ def best_of(curve: Mapping[int, Mapping], direction: str, key: str = "value") ->
 def within_ss(X: np.ndarray, labels: np.ndarray) -> float:
     """W_k: the pooled within-cluster sum of squared distances to the cluster means (noise, -1,
     left out); the same as sum over clusters of D_r / (2 n_r) in Tibshirani et al. (2001)."""
-    X = np.asarray(X, dtype=np.float64)
-    total = 0.0
-    for c in np.unique(labels[labels >= 0]):
-        members = X[labels == c]
-        total += float(((members - members.mean(axis=0)) ** 2).sum())
-    return total
+    from scipy.sparse import csr_matrix
+
+    labels = np.asarray(labels)
+    keep = labels >= 0
+    X = np.asarray(X, dtype=np.float64)[keep]
+    if not len(X):
+        return 0.0
+    _, cluster = np.unique(labels[keep], return_inverse=True)
+    # sum over clusters of (sum ||x||^2 - ||sum x||^2 / n): one sparse product gives every cluster's
+    # sum at once, where a loop over clusters copied each cluster's rows (a sweep calls this per K and
+    # per reference set: the gap statistic's cost was mostly here)
+    members = csr_matrix((np.ones(len(X)), (cluster, np.arange(len(X)))))
+    sums = np.asarray(members @ X)
+    sizes = np.bincount(cluster).astype(np.float64)
+    return max(float(np.einsum("ij,ij->", X, X) - ((sums**2).sum(axis=1) / sizes).sum()), 0.0)
 
 
 def sweep(estimator, X: np.ndarray, ks, fit: Callable, seed: int = 0) -> tuple[int, dict[int, dict]]:

@@ -23,8 +23,15 @@ def reference_sets(X: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
     """``n`` sets, each as many points as X, uniform over X's principal-component box."""
     X = np.asarray(X, dtype=np.float64)
     mean = X.mean(axis=0)
-    _, _, vt = np.linalg.svd(X - mean, full_matrices=False)
-    rotated = (X - mean) @ vt.T
+    # the principal axes from the D x D scatter matrix, by torch's eigensolver: numpy's SVD of the
+    # points (and LAPACK's divide-and-conquer eigh) took 7-10 s on 2,000 Fashion-MNIST images, whose
+    # border pixels never vary, where this takes 0.2 s (measured on the 2-core machine)
+    import torch
+
+    centred = X - mean
+    _, vectors = torch.linalg.eigh(torch.from_numpy(centred.T @ centred))
+    vt = vectors.numpy().T
+    rotated = centred @ vt.T
     low, high = rotated.min(axis=0), rotated.max(axis=0)
     rng = np.random.default_rng(seed)
     return [(rng.uniform(low, high, size=rotated.shape) @ vt + mean).astype(np.float32) for _ in range(n)]
