@@ -19,7 +19,13 @@ FLOORS = {
     "cached_embedding_fraction": 0.05,
     # UMAP 10-d of 6,000 Fashion-MNIST images: PCA to 50 and faiss's exact neighbour graph vs plain
     # umap-learn (3.05x measured on 10,000, NMI 0.631 both); the floor leaves room for a loaded host.
-    "umap_vs_umap_learn": 1.5,  # second run's embedding time / first run's (lower is better)
+    "umap_vs_umap_learn": 1.5,
+    # Agglomerative K sweep 2..50 on 2,000 Fashion-MNIST images, in units of one fit: one tree cut at
+    # every K (1.07-1.28 measured; a refit per K was ~49). The goal is 1.5.
+    "agglomerative_sweep_fits": 1.5,
+    # The gap statistic with 10 references over the same sweep, in fits: 21-30 measured (was ~540);
+    # the goal of 12 is not met (11 trees are its floor; the per-K scoring and references remain).
+    "gap_sweep_fits": 40.0,  # second run's embedding time / first run's (lower is better)
 }
 
 

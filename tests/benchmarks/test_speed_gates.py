@@ -100,3 +100,33 @@ def test_umap_at_its_neighbour_graphs_speed_keeps_the_clustering():
         scores[fast] = nmi(y, KMeans(10, n_init=10, random_state=0).fit_predict(Y))
     assert abs(scores[True] - scores[False]) <= 0.01, scores
     check_ratio("umap_vs_umap_learn", seconds[False] / seconds[True])
+
+
+@needs_fashion
+def test_a_k_sweep_costs_about_one_fit_per_linkage():
+    import time
+
+    from clusterbench.core.catalog import registries
+    from clusterbench.k.estimators import K_ESTIMATORS
+
+    X, _ = _fashion_pixels(2000)
+    clusterers = registries().clusterers
+    start = time.perf_counter()
+    clusterers.create("agglomerative:linkage=ward", k=10).fit(X)
+    one_fit = time.perf_counter() - start
+    start = time.perf_counter()
+    at = clusterers.create("agglomerative:linkage=ward").sweep(X)
+    labels = {k: at(k) for k in range(2, 51)}
+    check_at_most("agglomerative_sweep_fits", (time.perf_counter() - start) / one_fit)
+
+    gap, trees = K_ESTIMATORS.create("gap"), {}
+
+    def fit(Z, k, seed):  # what the sweep's refit does: one tree per reference set, cut at every K
+        if (id(Z), seed) not in trees:
+            trees[id(Z), seed] = clusterers.create("agglomerative:linkage=ward", seed=seed).sweep(Z)
+        return trees[id(Z), seed](k)
+
+    start = time.perf_counter()
+    for k in range(2, 51):
+        gap.score(X, labels[k], k, fit, 0)
+    check_at_most("gap_sweep_fits", (time.perf_counter() - start + one_fit) / one_fit)
