@@ -14,7 +14,7 @@ from pathlib import Path
 from clusterbench.core.errors import UserError
 
 from .pictures import ARTIFACT_DIR
-from .tracking import ROLE_TAG, check_tracking_server, finished_cell_runs
+from .tracking import ROLE_TAG, check_tracking_server, finished_cell_runs, quiet_download
 
 PREFIX = "clusterbench/"
 RECOMMENDATIONS = "recommendations.json"  # on the suite's run: [{dataset, cell_key, ...}, ...]
@@ -106,7 +106,7 @@ def _recommended(client, experiments) -> list[str]:
         return []
     with tempfile.TemporaryDirectory(prefix="clusterbench-export-") as tmp:
         try:
-            text = Path(_download(client, runs[0].info.run_id, RECOMMENDATIONS, tmp)).read_text()
+            text = Path(quiet_download(client, runs[0].info.run_id, RECOMMENDATIONS, tmp)).read_text()
             entries = json.loads(text)
         except Exception:  # noqa: BLE001 - a suite run without recommendations: fall back
             return []
@@ -116,7 +116,7 @@ def _recommended(client, experiments) -> list[str]:
 
 def _assignments(client, run_id: str, tmp: str) -> list[dict]:
     try:
-        path = _download(client, run_id, "assignments.csv", tmp)
+        path = quiet_download(client, run_id, "assignments.csv", tmp)
     except Exception as e:  # noqa: BLE001 - the run's artifacts are gone or unreachable
         raise UserError(f"run {run_id}: cannot read its assignments.csv ({str(e).splitlines()[0][:200]})") from None
     with open(path, newline="", encoding="utf-8") as f:
@@ -131,25 +131,8 @@ def _pictures(client, run_id: str, tmp: str) -> dict[str, bytes]:
         return out
     for item in listed:
         if item.path.endswith(".png"):
-            out[Path(item.path).name] = Path(_download(client, run_id, item.path, tmp)).read_bytes()
+            out[Path(item.path).name] = Path(quiet_download(client, run_id, item.path, tmp)).read_bytes()
     return out
-
-
-def _download(client, run_id: str, name: str, dst: str) -> str:
-    """``download_artifacts`` without MLflow's progress bar on stderr."""
-    import os
-
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as bar
-
-    before = os.environ.get(bar.name)
-    os.environ[bar.name] = "false"
-    try:
-        return client.download_artifacts(run_id, name, dst)
-    finally:
-        if before is None:
-            os.environ.pop(bar.name, None)
-        else:
-            os.environ[bar.name] = before
 
 
 def _where(experiments) -> str:

@@ -29,6 +29,7 @@ from .aggregate import (
     short,
 )
 from .pictures import ARTIFACT_DIR, FILES, failed_file_note
+from .tracking import quiet_download
 
 SHOWN = ("nmi", "ari", "acc", "silhouette", "n_clusters", "noise_fraction")
 PICTURES = ("gallery", "contingency", "map", "sizes")
@@ -213,29 +214,12 @@ def from_store(client, uri: str, experiments, sort: str = "nmi", ui_url: str | N
     def picture(run_id: str, name: str) -> bytes | None:
         if (run_id, name) not in cache:
             try:
-                cache[(run_id, name)] = Path(_quiet_download(client, run_id, name, tmp)).read_bytes()
+                cache[(run_id, name)] = Path(quiet_download(client, run_id, name, tmp)).read_bytes()
             except Exception:  # noqa: BLE001 - a run without that picture
                 cache[(run_id, name)] = None
         return cache[(run_id, name)]
 
     return Report("clusterbench report", exps, sort, run_link(base), picture, tmp)
-
-
-def _quiet_download(client, run_id: str, name: str, dst: str) -> str:
-    """``download_artifacts`` without MLflow's progress bar on stderr."""
-    import os
-
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as bar
-
-    before = os.environ.get(bar.name)
-    os.environ[bar.name] = "false"
-    try:
-        return client.download_artifacts(run_id, name, dst)
-    finally:
-        if before is None:
-            os.environ.pop(bar.name, None)
-        else:
-            os.environ[bar.name] = before
 
 
 def write(report: Report, path: str | Path) -> Path:

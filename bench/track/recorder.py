@@ -13,7 +13,7 @@ from clusterbench.core.artifacts import Artifacts
 from clusterbench.core.errors import UserError, one_line_reason
 
 from .run_names import cell_run_name, suite_run_name
-from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker
+from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, quiet_download
 
 
 class Recorder:
@@ -168,7 +168,7 @@ class Recorder:
 
         try:
             with tempfile.TemporaryDirectory(prefix="clusterbench-labels-") as tmp:
-                path = self.tracker.client.download_artifacts(run_id, "assignments.csv", tmp)
+                path = quiet_download(self.tracker.client, run_id, "assignments.csv", tmp)
                 with open(path, newline="") as f:
                     return np.array([int(row["cluster"]) for row in csv.DictReader(f)], dtype=np.int64)
         except Exception:  # noqa: BLE001 - an older run without the file is left out of the recommendation

@@ -9,6 +9,7 @@ from pathlib import Path
 from . import html_report
 from .aggregate import AGG_METRICS, CellRecord, aggregate, best_per_dataset, metric_labels, metric_name
 from .pictures import recent
+from .tracking import quiet_download
 
 
 def records_of_results(results) -> list[CellRecord]:
@@ -79,7 +80,7 @@ def _log(tracker, parent_id: str, results, title: str, html: bool) -> None:
             if (png := recent(run_id, name)) is not None:
                 return png
             try:
-                return Path(html_report._quiet_download(tracker.client, run_id, name, tmp)).read_bytes()
+                return Path(quiet_download(tracker.client, run_id, name, tmp)).read_bytes()
             except Exception:  # noqa: BLE001 - a run without pictures
                 return None
 

@@ -149,6 +149,21 @@ def mark_experiment_kinds(tracking_uri: str) -> list[str]:
     return marked
 
 
+def quiet_download(client, run_id: str, name: str, dst: str) -> str:
+    """``download_artifacts`` without MLflow's progress bar on stderr."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as bar
+
+    before = os.environ.get(bar.name)
+    os.environ[bar.name] = "false"
+    try:
+        return client.download_artifacts(run_id, name, dst)
+    finally:
+        if before is None:
+            os.environ.pop(bar.name, None)
+        else:
+            os.environ[bar.name] = before
+
+
 def _clean_metrics(metrics: dict) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
