@@ -29,6 +29,11 @@ def test_one_tree_cut_at_every_k_equals_a_fit_at_that_k(digits, linkage):
         assert adjusted_rand_score(fitted, swept) == pytest.approx(1.0)
 
 
+def test_a_cut_into_as_many_clusters_as_points_gives_singletons(digits):
+    at = registries().clusterers.create("agglomerative").sweep(digits[:12])
+    assert len(np.unique(at(12))) == 12 and len(np.unique(at(11))) == 11 and len(np.unique(at(2))) == 2
+
+
 def test_the_micro_cluster_mode_shares_its_summary_too(digits):
     clusterers = registries().clusterers
     spec = "agglomerative:max_points=500,n_micro=200"

@@ -92,8 +92,10 @@ class Agglomerative(ClustererBase):
 
         def at(k: int) -> np.ndarray:
             check_k(k, len(X), "agglomerative")
+            if int(k) == len(X):  # every point its own cluster (scipy's cut_tree gives one cluster there)
+                cuts[int(k)] = np.arange(len(X), dtype=np.int64)
             if int(k) not in cuts:  # one walk of the tree cuts it at many K (one K a walk costs as much)
-                ks = list(range(2, min(len(X), max(CUTS_AT_ONCE, 2 * int(k))) + 1))
+                ks = list(range(2, min(len(X) - 1, max(CUTS_AT_ONCE, 2 * int(k))) + 1))
                 cuts.update(zip(ks, cut_tree(tree, n_clusters=ks).T.astype(np.int64), strict=True))
             labels = cuts[int(k)]
             return labels if micro is None else labels[micro]
