@@ -10,24 +10,9 @@ The cell's X (the embedder's features) is not used: DeepCluster learns its own.
 from __future__ import annotations
 
 from clusterbench.core.errors import UserError
-from clusterbench.core.params import Device, PositiveInt, Precision, Seed
-from clusterbench.methods.deepcluster.config import (
-    ClusterSpace,
-    Count,
-    CropMin,
-    DeepClusterConfig,
-    Head,
-    Momentum,
-    NetSize,
-    OwnK,
-    Rate,
-    Schedule,
-    Strength,
-)
+from clusterbench.methods.deepcluster.config import DeepClusterConfig, OwnK, spec_parameter, training_init
 
 from .base import CLUSTERERS, ClustererBase, ClusterResult, Labeling
-
-_D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
 
 
 @CLUSTERERS.register("deepcluster")
@@ -38,53 +23,8 @@ class DeepCluster(ClustererBase):
     owns_k = True  # its k is the overclustering K; the grid's K only names the extra k-means labels
     tunable = False  # trains a network per fit: not refitted per Optuna trial
 
-    def __init__(self, k: OwnK = _D.k, epochs: Count = _D.epochs,
-                 eval_k: OwnK | None = None, backbone: str = _D.backbone,
-                 sobel: bool = _D.sobel, size: NetSize | None = _D.size,
-                 pca_dim: OwnK | None = _D.pca_dim,
-                 cluster_space: ClusterSpace = _D.cluster_space, spherical: bool = _D.spherical,
-                 lr: Rate = _D.lr, lr_schedule: Schedule = _D.lr_schedule, batch_size: PositiveInt = _D.batch_size,
-                 crop_min: CropMin = _D.crop_min,
-                 jitter: Strength = _D.jitter,
-                 flip: bool | None = _D.flip, min_steps: Count = _D.min_steps,
-                 reassign_empty: bool = _D.reassign_empty,
-                 top_lr: Rate | None = _D.top_lr,
-                 warmup_steps: Count = _D.warmup_steps,
-                 heads: PositiveInt = _D.heads, head: Head = _D.head,
-                 temperature: Rate = _D.temperature, ema: Momentum = _D.ema,
-                 momentum: Momentum = _D.momentum,
-                 weight_decay: Strength = _D.weight_decay,
-                 kmeans_iter: PositiveInt = _D.kmeans_iter,
-                 precision: Precision = _D.precision, device: Device = _D.device, seed: Seed = _D.seed):
-        self.k = k
-        self.epochs = epochs
-        self.eval_k = eval_k
-        self.backbone = backbone
-        self.sobel = sobel
-        self.size = size
-        self.pca_dim = pca_dim
-        self.cluster_space = cluster_space
-        self.spherical = spherical
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.batch_size = batch_size
-        self.crop_min = crop_min
-        self.jitter = jitter
-        self.flip = flip
-        self.min_steps = min_steps
-        self.reassign_empty = reassign_empty
-        self.top_lr = top_lr
-        self.warmup_steps = warmup_steps
-        self.heads = heads
-        self.head = head
-        self.temperature = temperature
-        self.ema = ema
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.kmeans_iter = kmeans_iter
-        self.precision = precision
-        self.device = device
-        self.seed = seed
+    # every training parameter as DeepClusterConfig declares it, and the K its extra labels are at
+    __init__ = training_init(after=(spec_parameter("eval_k", OwnK | None, None),))
 
     def config(self) -> DeepClusterConfig:
         return DeepClusterConfig.from_params(self)

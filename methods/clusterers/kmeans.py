@@ -165,21 +165,15 @@ class KMeans(ClustererBase):
         self.spherical = spherical
         self.device = device
 
-    def _validate(self):
-        if self.init not in INITS:
-            raise UserError(f"kmeans: init={self.init!r}: expected {', '.join(INITS)}")
-        if self.backend not in ENGINES:
-            raise UserError(f"kmeans: backend={self.backend!r}: expected {', '.join(ENGINES)}")
-        if self.n_init < 1 or self.max_iter < 1:
-            raise UserError(f"kmeans: n_init={self.n_init} and max_iter={self.max_iter} must be >= 1")
-        if self.tol < 0:
-            raise UserError(f"kmeans: tol={self.tol} must be >= 0")
-        if self.spherical and self.backend == "sklearn":
-            raise UserError("kmeans: spherical=true needs backend=faiss (scikit-learn has no spherical k-means)")
+    @staticmethod
+    def check_params(params: dict) -> str | None:
+        """The one rule spanning two parameters (each one's own range is its declaration's)."""
+        if params.get("spherical") and params.get("backend") == "sklearn":
+            return "spherical=true needs backend=faiss (scikit-learn has no spherical k-means)"
+        return None
 
     def fit(self, X, context=None) -> ClusterResult:
         X = check_features(X, self.k, "kmeans")
-        self._validate()
         use_gpu = self.device != "cpu" and self.backend != "sklearn" and faiss_gpu_available()
         if self.device.startswith("cuda") and not use_gpu:
             raise UserError("kmeans: device=cuda needs backend=faiss/auto and faiss with a GPU (pip install 'clusterbench[gpu]')")

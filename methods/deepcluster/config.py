@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Annotated, Literal
 
-from clusterbench.core.errors import UserError
-from clusterbench.core.params import Interval
+from clusterbench.core.params import Device, Interval, PositiveInt, Precision, Seed, check_all, declared
 
 # The declared constraints of the training parameters, once for the embedder and the clusterer
 Count = Annotated[int, Interval(0, None)]  # epochs, steps
@@ -43,38 +43,38 @@ class DeepClusterConfig:
     shapes: on digits flips held training below the untrained network).
     """
 
-    k: int = 30  # k-means clusters per epoch (overclustering: a few times the classes expected)
-    epochs: int = 10
+    k: OwnK = 30  # k-means clusters per epoch (overclustering: a few times the classes expected)
+    epochs: Count = 10
     backbone: str = "auto"  # auto | alexnet | alexnet-small | any torchvision model name
     sobel: bool = True
-    size: int | None = None  # network input size; None: 32 (alexnet-small), 224 (alexnet)
-    pca_dim: int | None = None  # None: 256 (the paper's) for alexnet and torchvision backbones, 32 for alexnet-small
-    lr: float = 0.05
-    lr_schedule: str = "cosine"  # cosine: decayed over the epochs (DeepCluster-v2's) | constant (the reference's)
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    batch_size: int = 256
-    kmeans_iter: int = 20
+    size: NetSize | None = None  # network input size; None: 32 (alexnet-small), 224 (alexnet)
+    pca_dim: OwnK | None = None  # None: 256 (the paper's) for alexnet and torchvision backbones, 32 for alexnet-small
+    lr: Rate = 0.05
+    lr_schedule: Schedule = "cosine"  # cosine: decayed over the epochs (DeepCluster-v2's) | constant (the reference's)
+    momentum: Momentum = 0.9
+    weight_decay: Strength = 1e-5
+    batch_size: PositiveInt = 256
+    kmeans_iter: PositiveInt = 20
     # pca: the reference's PCA-whitened, L2-normalised features | l2: DeepCluster-v2's L2-normalised features
-    cluster_space: str = "pca"
+    cluster_space: ClusterSpace = "pca"
     spherical: bool = False  # spherical k-means (centroids kept on the unit sphere, DeepCluster-v2's)
-    crop_min: float = 0.5  # random-resized-crop minimum area fraction (0.08 in the paper, at 224 px)
+    crop_min: CropMin = 0.5  # random-resized-crop minimum area fraction (0.08 in the paper, at 224 px)
     flip: bool | None = None  # horizontal flips; None: where the dataset declares mirror images the same class
-    jitter: float = 0.5  # random contrast/brightness strength (0: off)
+    jitter: Strength = 0.5  # random contrast/brightness strength (0: off)
     # Small-data dynamics (the reference trains ~5,000 steps an epoch on ImageNet; 1,797 digits give 7):
-    min_steps: int = 30  # at least this many SGD steps an epoch: the uniform-over-clusters sample is drawn again
+    min_steps: Count = 30  # at least this many SGD steps an epoch: the uniform-over-clusters sample is drawn again
     reassign_empty: bool = True  # an empty cluster takes half of a cluster picked with probability ~ size - 1
-    top_lr: float | None = None  # the fresh top layer's learning rate (None: lr)
-    warmup_steps: int = 0  # steps at each epoch's start that train the fresh top layer only (body frozen)
+    top_lr: Rate | None = None  # the fresh top layer's learning rate (None: lr)
+    warmup_steps: Count = 0  # steps at each epoch's start that train the fresh top layer only (body frozen)
     # k-means clusterings per epoch, each with its own seed and top layer, the loss their mean (DeepCluster-v2's
     # several heads): the body learns what the clusterings agree on, not one k-means run's local optimum
-    heads: int = 1
-    head: str = "centroids"  # centroids: cosine to the k-means centroids | random: the reference's fresh linear layer
-    ema: float = 0.0  # per-step decay of a weight average whose features are clustered and returned (0: off)
-    temperature: float = 0.1  # head=centroids: logits are cosine / temperature (DeepCluster-v2's 0.1)
-    precision: str = "auto"  # feature pass and training: auto | fp32 | bf16 (| fp16: feature pass on CUDA)
-    seed: int = 0
-    device: str = "auto"
+    heads: PositiveInt = 1
+    head: Head = "centroids"  # centroids: cosine to the k-means centroids | random: the reference's fresh linear layer
+    ema: Momentum = 0.0  # per-step decay of a weight average whose features are clustered and returned (0: off)
+    temperature: Rate = 0.1  # head=centroids: logits are cosine / temperature (DeepCluster-v2's 0.1)
+    precision: Precision = "auto"  # feature pass and training: auto | fp32 | bf16 (| fp16: feature pass on CUDA)
+    seed: Seed = 0
+    device: Device = "auto"
 
     @classmethod
     def from_params(cls, owner) -> DeepClusterConfig:
@@ -83,26 +83,8 @@ class DeepClusterConfig:
         return cls(**{f.name: getattr(owner, f.name) for f in fields(cls) if hasattr(owner, f.name)})
 
     def __post_init__(self):
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 2:
-            raise UserError(f"deepcluster: k={self.k!r} must be an integer >= 2")
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise UserError(f"deepcluster: epochs={self.epochs!r} must be an integer >= 0")
-        if self.batch_size < 1 or (self.pca_dim is not None and self.pca_dim < 2) or self.kmeans_iter < 1:
-            raise UserError("deepcluster: batch_size, kmeans_iter must be >= 1 and pca_dim >= 2")
-        if self.min_steps < 0 or self.warmup_steps < 0 or (self.top_lr is not None and not self.top_lr > 0):
-            raise UserError("deepcluster: min_steps and warmup_steps must be >= 0 and top_lr > 0")
-        if not isinstance(self.heads, int) or isinstance(self.heads, bool) or self.heads < 1:
-            raise UserError(f"deepcluster: heads={self.heads!r} must be an integer >= 1")
-        if self.head not in ("random", "centroids") or not self.temperature > 0:
-            raise UserError(f"deepcluster: head={self.head!r} must be random or centroids and temperature > 0")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise UserError(f"deepcluster: lr_schedule={self.lr_schedule!r} must be constant or cosine")
-        if not 0 <= self.ema < 1:
-            raise UserError(f"deepcluster: ema={self.ema} must be in [0, 1)")
-        if self.cluster_space not in ("pca", "l2"):
-            raise UserError(f"deepcluster: cluster_space={self.cluster_space!r} must be pca or l2")
-        if not 0 < self.crop_min <= 1:
-            raise UserError(f"deepcluster: crop_min={self.crop_min} must be in (0, 1]")
+        # the fields' own declarations, checked (a config built from a checkpoint or by hand)
+        check_all("deepcluster", {f.name: self.__dict__[f.name] for f in fields(self)}, declared(type(self)))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +98,33 @@ class DeepClusterConfig:
         """Names the learned weights: every training parameter, not the device."""
         d = {k: v for k, v in sorted(self.to_dict().items()) if k not in _NOT_IN_KEY}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def training_init(before: tuple[inspect.Parameter, ...] = (), after: tuple[inspect.Parameter, ...] = ()):
+    """A logic-free ``__init__`` taking every training parameter as :class:`DeepClusterConfig`
+    declares it (annotation and default), with an entry's own parameters ``before`` and ``after``:
+    the clusterer and the embedder share one declaration instead of spelling it out twice."""
+    hints = declared(DeepClusterConfig)
+    training = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+                                  annotation=hints[f.name]) for f in fields(DeepClusterConfig)]
+    params = [*before, *training, *after]
+
+    def __init__(self, **values):
+        unknown = set(values) - {p.name for p in params}
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s) {sorted(unknown)}")
+        for param in params:
+            setattr(self, param.name, values.get(param.name, param.default))
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params])
+    __init__.__annotations__ = {p.name: p.annotation for p in params}
+    return __init__
+
+
+def spec_parameter(name: str, annotation, default) -> inspect.Parameter:
+    """One of an entry's own parameters beside the training ones (for :func:`training_init`)."""
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
 
 
 def run_dir(root: str | Path, config: DeepClusterConfig, fingerprint: str) -> Path:

@@ -24,24 +24,11 @@ from typing import Annotated, Literal
 
 from clusterbench.core.errors import UserError
 from clusterbench.core.hashing import file_sha256
-from clusterbench.core.params import Device, ExistingFile, PositiveInt, Precision, Seed
-from clusterbench.methods.deepcluster.config import (
-    ClusterSpace,
-    Count,
-    CropMin,
-    DeepClusterConfig,
-    Head,
-    Momentum,
-    NetSize,
-    OwnK,
-    Rate,
-    Schedule,
-    Strength,
-)
+from clusterbench.core.params import ExistingFile
+from clusterbench.methods.deepcluster.config import DeepClusterConfig, spec_parameter, training_init
 
 from .base import EMBEDDERS, EmbedderBase, Embedding, EmbedRequest, EmbedStats
 
-_D = DeepClusterConfig  # one set of training defaults for the clusterer and the embedder
 Layer = Literal["fc7", "fc6", "conv"]
 _HAS_FC = ("auto", "alexnet", "alexnet-small")  # the backbones with fc layers (torchvision ones end at the body)
 
@@ -54,55 +41,11 @@ class AlexNetDeepCluster(EmbedderBase):
     needs = frozenset({"work_dir", "log", "grid_k"})
     has_classifier = False  # trained on pseudo-labels: no head whose classes mean anything
 
-    def __init__(self, checkpoint: Annotated[str, ExistingFile()] | None = None,
-                 epochs: Count = _D.epochs, k: OwnK = _D.k,
-                 backbone: str = _D.backbone, sobel: bool = _D.sobel, size: NetSize | None = _D.size,
-                 pca_dim: OwnK | None = _D.pca_dim,
-                 cluster_space: ClusterSpace = _D.cluster_space, spherical: bool = _D.spherical,
-                 lr: Rate = _D.lr, lr_schedule: Schedule = _D.lr_schedule, batch_size: PositiveInt = _D.batch_size,
-                 crop_min: CropMin = _D.crop_min,
-                 jitter: Strength = _D.jitter,
-                 flip: bool | None = _D.flip, min_steps: Count = _D.min_steps,
-                 reassign_empty: bool = _D.reassign_empty,
-                 top_lr: Rate | None = _D.top_lr,
-                 warmup_steps: Count = _D.warmup_steps,
-                 heads: PositiveInt = _D.heads, head: Head = _D.head,
-                 temperature: Rate = _D.temperature, ema: Momentum = _D.ema,
-                 momentum: Momentum = _D.momentum,
-                 weight_decay: Strength = _D.weight_decay,
-                 kmeans_iter: PositiveInt = _D.kmeans_iter, precision: Precision = _D.precision,
-                 device: Device = _D.device, seed: Seed = _D.seed, layer: Layer = "fc7", l2: bool = True):
-        self.checkpoint = checkpoint
-        self.epochs = epochs
-        self.k = k
-        self.backbone = backbone
-        self.sobel = sobel
-        self.size = size
-        self.pca_dim = pca_dim
-        self.cluster_space = cluster_space
-        self.spherical = spherical
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.batch_size = batch_size
-        self.crop_min = crop_min
-        self.jitter = jitter
-        self.flip = flip
-        self.min_steps = min_steps
-        self.reassign_empty = reassign_empty
-        self.top_lr = top_lr
-        self.warmup_steps = warmup_steps
-        self.heads = heads
-        self.head = head
-        self.temperature = temperature
-        self.ema = ema
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.kmeans_iter = kmeans_iter
-        self.precision = precision
-        self.device = device
-        self.seed = seed
-        self.layer = layer
-        self.l2 = l2
+    # every training parameter as DeepClusterConfig declares it, a checkpoint to read instead of
+    # training, and which layer's features to return
+    __init__ = training_init(
+        before=(spec_parameter("checkpoint", Annotated[str, ExistingFile()] | None, None),),
+        after=(spec_parameter("layer", Layer, "fc7"), spec_parameter("l2", bool, True)))
 
     def config(self) -> DeepClusterConfig:
         return DeepClusterConfig.from_params(self)
