@@ -21,7 +21,7 @@ from clusterbench.core.contracts import breaches
 from clusterbench.core.errors import UserError
 from clusterbench.core.params import as_declared, declared
 from clusterbench.core.params import check as check_declared
-from clusterbench.core.traits import Traits, derive
+from clusterbench.core.traits import Traits, derive, init_defaults
 
 
 def parse_value(text: str) -> Any:
@@ -189,9 +189,7 @@ class Registry:
             classes.append(self.resolve(spec))
         out: dict[str, Any] = {}
         for cls in classes:
-            sig = inspect.signature(cls.__init__)
-            out.update({p.name: p.default for p in sig.parameters.values()
-                        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
+            out.update(init_defaults(cls))
         return out
 
     def accepts(self, name: str, param: str) -> bool:
@@ -203,9 +201,7 @@ class Registry:
         spec = Spec.parse(spec)
         if spec.checked:
             return spec
-        allowed = self.parameters(spec.name)
-        if self._traits[self.get(spec.name)].bind is not None:
-            allowed = self._bound_parameters(spec, allowed)
+        allowed = self.parameters(spec)  # a binding entry's with those of the class it binds
         for key in spec.params:
             if key not in allowed:
                 valid = ", ".join(allowed) or "none"
@@ -233,13 +229,6 @@ class Registry:
         if problem:
             raise UserError(f"{self.kind} {spec.name!r}: {problem}")
         return Spec(spec.name, spec.params, checked=True)
-
-    def _bound_parameters(self, spec: Spec, own: dict[str, Any]) -> dict[str, Any]:
-        """A binding entry: its own parameters must be valid before the class they bind is known."""
-        missing = [k for k, v in own.items() if v is inspect.Parameter.empty and k not in spec.params]
-        if missing:
-            raise UserError(f"{self.kind} {spec.name!r} needs parameter(s): {', '.join(missing)} (e.g. {spec.name}:{missing[0]}=...)")
-        return self.parameters(spec)
 
     def _annotations(self, spec: Spec) -> dict[str, Any]:
         annotations: dict[str, Any] = {}

@@ -61,15 +61,16 @@ def declared(cls: type, name: str, default=None):
     return default
 
 
-def init_parameters(cls: type) -> tuple[str, ...]:
+def init_defaults(cls: type) -> dict:
+    """The spec parameters ``cls.__init__`` takes -> default (``inspect.Parameter.empty``: required)."""
     sig = inspect.signature(cls.__init__)
-    return tuple(p.name for p in sig.parameters.values()
-                 if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def derive(kind: str, cls: type, *, adapted: bool = False) -> Traits:
     """The traits of ``cls`` registered as a ``kind``."""
-    params = init_parameters(cls)
+    params = tuple(init_defaults(cls))
     owns_k = bool(declared(cls, "owns_k", False))
     has_classifier = bool(declared(cls, "has_classifier", False))
     return Traits(

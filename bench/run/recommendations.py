@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from clusterbench.select import DEFAULT, Candidate, recommend, selection_regret
+from clusterbench.select import DEFAULT, Candidate, Recommendation, recommend, selection_regret
 from clusterbench.select.shared_space import umap_space
 
 
@@ -37,32 +37,24 @@ def _recommend(dataset: str, cells: list, criterion: str, seed: int, features_of
     candidates = [Candidate(r.cell.key, dataset, r.labels, own_silhouette=r.metrics.get("silhouette"),
                             embedder=str(r.cell.embedder)) for r in cells]
     if len(candidates) == 1:  # nothing to compare with: the only configuration there is
-        entry = {"dataset": dataset, "cell_key": candidates[0].key, "criterion": "only configuration", "score": None}
+        chosen = Recommendation(candidates[0].key, dataset, "only configuration", None, ())
     else:
         chosen = recommend(candidates, criterion, shared_space=_spaces(cells, features_of, seed) or None, seed=seed)
-        entry = {"dataset": dataset, "cell_key": chosen.key, "criterion": chosen.criterion, "score": chosen.score}
+    entry = {"dataset": dataset, "cell_key": chosen.key, "criterion": chosen.criterion, "score": chosen.score}
     nmi = {r.cell.key: r.metrics["nmi"] for r in cells if r.metrics.get("nmi") is not None}
     ami = {r.cell.key: r.metrics["ami"] for r in cells if r.metrics.get("ami") is not None}
     if len(nmi) == len(cells):  # labels exist: scored afterwards, like K-regret
-        chosen_key = entry["cell_key"]
-        regret = selection_regret(_Chosen(chosen_key), nmi, ami if len(ami) == len(cells) else None)
-        entry.update({"nmi": nmi[chosen_key], "best_nmi": regret["best_nmi"],
+        regret = selection_regret(chosen, nmi, ami if len(ami) == len(cells) else None)
+        entry.update({"nmi": nmi[chosen.key], "best_nmi": regret["best_nmi"],
                       "selection_regret_nmi": regret["selection_regret_nmi"],
                       **({"selection_regret_ami": regret["selection_regret_ami"]} if "selection_regret_ami" in regret
                          else {})})
-    chosen = next(r for r in cells if r.cell.key == entry["cell_key"])
-    entry.update({"embedder": str(chosen.cell.embedder), "clusterer": str(chosen.cell.clusterer),
-                  "k": chosen.params.get("k"), "seed": chosen.cell.seed,
-                  "reducer": chosen.cell.reduce.describe() if chosen.cell.reduce else "none",
-                  "mlflow_run_id": chosen.run_id})
+    result = next(r for r in cells if r.cell.key == chosen.key)
+    entry.update({"embedder": str(result.cell.embedder), "clusterer": str(result.cell.clusterer),
+                  "k": result.params.get("k"), "seed": result.cell.seed,
+                  "reducer": result.cell.reduce.describe() if result.cell.reduce else "none",
+                  "mlflow_run_id": result.run_id})
     return entry
-
-
-class _Chosen:
-    """What selection_regret reads of a recommendation: the recommended key."""
-
-    def __init__(self, key: str):
-        self.key = key
 
 
 def summary_line(entry: dict) -> str:

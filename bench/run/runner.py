@@ -14,22 +14,13 @@ from clusterbench.core.faults import StoreFault
 from clusterbench.core.interrupts import STOP_REQUESTED
 from clusterbench.core.locks import cell_lock, exclusive
 from clusterbench.core.suite import Cell, Suite
-from clusterbench.core.validate import CheckedSuite, check_cell_specs, validate_suite
+from clusterbench.core.validate import CheckedSuite, validate_suite
 from clusterbench.run import stages
 from clusterbench.run.cell_result import JSON_METRICS, CellResult  # noqa: F401  (re-exported: the runner's result)
 from clusterbench.run.environment import git_commit, library_versions
 from clusterbench.run.progress import bars_shown
 from clusterbench.track.recorder import Recorder
 from clusterbench.track.tracking import Tracker, check_tracking_server, default_tracking_uri
-
-
-def validate_cells(cells: list[Cell]) -> list[Cell]:
-    """Every name and parameter is checked before anything runs (a typo costs nothing)."""
-    from clusterbench.core.validate import validate_k
-
-    cells = check_cell_specs(cells, registries())
-    validate_k(cells)
-    return cells
 
 
 class Runner:

@@ -65,21 +65,17 @@ def _cached(path: str, compute):
 
 def _fit(clusterers, spec: str, X: np.ndarray, seed: int) -> np.ndarray:
     from clusterbench.core.contracts import Context
-    from clusterbench.core.registry import Spec
 
-    name = Spec.parse(spec).name
-    extra = {"seed": seed} if clusterers.accepts(name, "seed") else {}
+    extra = {"seed": seed} if clusterers.traits(spec).takes_seed else {}
     return np.asarray(clusterers.create(spec, **extra).fit(X, Context(seed=seed)).labels, dtype=np.int64)
 
 
 def configurations(grid: Grid, clusterers) -> list[tuple[str, str | None, str]]:
     """(embedder, reducer, clusterer spec with its k) for every configuration of the grid."""
-    from clusterbench.core.registry import Spec
-
     out = []
     for embedder, reducer in grid.spaces():
         for spec in grid.clusterers:
-            if clusterers.accepts(Spec.parse(spec).name, "k"):
+            if clusterers.traits(spec).takes_k:
                 sep = "," if ":" in spec else ":"
                 out.extend((embedder, reducer, f"{spec}{sep}k={k}") for k in grid.ks)
             else:

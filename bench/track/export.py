@@ -5,7 +5,6 @@ store, an unknown experiment or cell) is one line naming what exists."""
 
 from __future__ import annotations
 
-import csv
 import difflib
 import tempfile
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pathlib import Path
 from clusterbench.core.errors import UserError
 
 from .pictures import ARTIFACT_DIR
-from .tracking import ROLE_TAG, check_tracking_server, finished_cell_runs, quiet_download
+from .tracking import ROLE_TAG, check_tracking_server, finished_cell_runs, quiet_download, read_assignments
 
 PREFIX = "clusterbench/"
 RECOMMENDATIONS = "recommendations.json"  # on the suite's run: [{dataset, cell_key, ...}, ...]
@@ -116,11 +115,9 @@ def _recommended(client, experiments) -> list[str]:
 
 def _assignments(client, run_id: str, tmp: str) -> list[dict]:
     try:
-        path = quiet_download(client, run_id, "assignments.csv", tmp)
+        return read_assignments(client, run_id, tmp)
     except Exception as e:  # noqa: BLE001 - the run's artifacts are gone or unreachable
         raise UserError(f"run {run_id}: cannot read its assignments.csv ({str(e).splitlines()[0][:200]})") from None
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def _pictures(client, run_id: str, tmp: str) -> dict[str, bytes]:

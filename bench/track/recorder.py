@@ -13,7 +13,7 @@ from clusterbench.core.artifacts import Artifacts
 from clusterbench.core.errors import UserError, one_line_reason
 
 from .run_names import cell_run_name, suite_run_name
-from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, quiet_download
+from .tracking import CELL_KEY_TAG, REASON_TAG, ROLE_TAG, Tracker, read_assignments
 
 
 class Recorder:
@@ -161,15 +161,13 @@ class Recorder:
 
     def labels_of(self, run_id: str):
         """The cluster of each item a finished cell recorded (its assignments.csv), or None."""
-        import csv
         import tempfile
 
         import numpy as np
 
         try:
             with tempfile.TemporaryDirectory(prefix="clusterbench-labels-") as tmp:
-                path = quiet_download(self.tracker.client, run_id, "assignments.csv", tmp)
-                with open(path, newline="") as f:
-                    return np.array([int(row["cluster"]) for row in csv.DictReader(f)], dtype=np.int64)
+                rows = read_assignments(self.tracker.client, run_id, tmp)
+            return np.array([int(row["cluster"]) for row in rows], dtype=np.int64)
         except Exception:  # noqa: BLE001 - an older run without the file is left out of the recommendation
             return None

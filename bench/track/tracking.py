@@ -164,6 +164,14 @@ def quiet_download(client, run_id: str, name: str, dst: str) -> str:
             os.environ[bar.name] = before
 
 
+def read_assignments(client, run_id: str, dst: str) -> list[dict]:
+    """A cell run's ``assignments.csv`` (each item's index, cluster, label and source) as rows."""
+    import csv
+
+    with open(quiet_download(client, run_id, "assignments.csv", dst), newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def _clean_metrics(metrics: dict) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
